@@ -1,0 +1,91 @@
+"""BEIR-layout folders: `corpus.jsonl`, `queries.jsonl`, `qrels/<split>.tsv`.
+
+Split: `qrels/train.tsv` and `qrels/test.tsv` together define it (`dev.tsv` joins neither and is
+reported). A folder with only `qrels/test.tsv` makes every judged query a test query unless
+`--test-fraction` says otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ddro.collections.base import Document, Qrel, Query
+from ddro.collections.builder import CollectionBuilder
+from ddro.collections.textio import read_lines
+from ddro.errors import DdroError, at
+
+
+def is_beir(folder: Path) -> bool:
+    return (folder / "corpus.jsonl").is_file()
+
+
+def _jsonl(path: Path):
+    for line_no, line in read_lines(path):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DdroError(f"{at(path, line_no)}: malformed JSON ({exc.msg})") from None
+        if not isinstance(record, dict) or "_id" not in record:
+            raise DdroError(f"{at(path, line_no)}: record has no '_id' field")
+        yield line_no, record
+
+
+def _field(record: dict, name: str, where: str) -> str:
+    value = record.get(name, "")
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise DdroError(f"{where}: field {name!r} is not a string")
+    return value
+
+
+def read_beir(folder: Path, builder: CollectionBuilder, test_fraction: float | None):
+    """Read the folder; returns the `given` split argument for `CollectionBuilder.build`."""
+    corpus = folder / "corpus.jsonl"
+    for line_no, rec in _jsonl(corpus):
+        where = at(corpus, line_no)
+        url = _field(rec.get("metadata") or {}, "url", where) if isinstance(rec.get("metadata"), dict) else ""
+        builder.add_doc(Document(str(rec["_id"]), _field(rec, "title", where), _field(rec, "text", where), url), where)
+    queries = folder / "queries.jsonl"
+    for line_no, rec in _jsonl(queries):
+        builder.add_query(Query(str(rec["_id"]), _field(rec, "text", at(queries, line_no))), at(queries, line_no))
+    qrels_dir = folder / "qrels"
+    if not qrels_dir.is_dir():
+        raise DdroError(f"{qrels_dir}: folder not found (BEIR layout needs qrels/<split>.tsv)")
+    parts: dict[str, set[str]] = {}
+    for path in sorted(qrels_dir.glob("*.tsv")):
+        parts[path.stem] = _read_qrels_tsv(path, builder)
+    if not parts:
+        raise DdroError(f"{qrels_dir}: no <split>.tsv files")
+    if "dev" in parts:
+        builder.note("qrels/dev.tsv read; its queries are in neither split part unless also in train/test")
+    if "train" in parts and "test" in parts:
+        return parts["train"], parts["test"], "given(qrels/train.tsv, qrels/test.tsv)"
+    if set(parts) == {"test"}:
+        if test_fraction is None:
+            return set(), parts["test"], "given(qrels/test.tsv only: every judged query is a test query)"
+        return None
+    builder.note(f"qrels splits {sorted(parts)} do not name both train and test; the fraction rule decides")
+    return None
+
+
+def _read_qrels_tsv(path: Path, builder: CollectionBuilder) -> set[str]:
+    query_ids = set()
+    for line_no, line in read_lines(path):
+        parts = line.split("\t")
+        if line_no == 1 and parts[0].strip().lower() in ("query-id", "query_id", "qid"):
+            continue
+        if not line.strip():
+            continue
+        if len(parts) != 3:
+            raise DdroError(f"{at(path, line_no)}: expected 'query-id<TAB>corpus-id<TAB>score', got {line[:60]!r}")
+        try:
+            relevance = int(parts[2])
+        except ValueError:
+            raise DdroError(f"{at(path, line_no)}: score {parts[2]!r} is not an integer") from None
+        builder.add_qrel(Qrel(parts[0].strip(), parts[1].strip(), relevance), at(path, line_no))
+        query_ids.add(parts[0].strip())
+    return query_ids

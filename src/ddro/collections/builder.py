@@ -1,0 +1,96 @@
+"""One place where every reader's records are checked and assembled into a `Collection`.
+
+Readers hand in each record with the file and line it came from, so that every problem (a
+duplicate document id, a judgment naming an unknown document) is reported at its source.
+"""
+
+from __future__ import annotations
+
+from ddro.collections.base import (
+    DEFAULT_TEST_FRACTION,
+    Collection,
+    Document,
+    Qrel,
+    Query,
+    fraction_split,
+    given_split,
+)
+from ddro.errors import DdroError
+
+
+class CollectionBuilder:
+    def __init__(self, name: str, source: str):
+        self.name = name
+        self.source = source
+        self.docs: list[Document] = []
+        self.queries: list[Query] = []
+        self.qrels: list[Qrel] = []
+        self.notes: list[str] = []
+        self._doc_where: dict[str, str] = {}
+        self._query_where: dict[str, str] = {}
+        self._qrel_where: list[str] = []
+
+    def add_doc(self, doc: Document, where: str) -> None:
+        if not doc.doc_id:
+            raise DdroError(f"{where}: empty document id")
+        first = self._doc_where.get(doc.doc_id)
+        if first is not None:
+            raise DdroError(f"{where}: duplicate document id {doc.doc_id!r} (first at {first})")
+        self._doc_where[doc.doc_id] = where
+        self.docs.append(doc)
+
+    def has_doc(self, doc_id: str) -> bool:
+        return doc_id in self._doc_where
+
+    def add_query(self, query: Query, where: str) -> None:
+        if not query.query_id:
+            raise DdroError(f"{where}: empty query id")
+        first = self._query_where.get(query.query_id)
+        if first is not None:
+            raise DdroError(f"{where}: duplicate query id {query.query_id!r} (first at {first})")
+        self._query_where[query.query_id] = where
+        self.queries.append(query)
+
+    def add_qrel(self, qrel: Qrel, where: str) -> None:
+        self.qrels.append(qrel)
+        self._qrel_where.append(where)
+
+    def note(self, message: str) -> None:
+        self.notes.append(message)
+
+    def build(self, test_fraction: float | None = None, given: tuple[set, set, str] | None = None,
+              default_test_fraction: float = DEFAULT_TEST_FRACTION) -> Collection:
+        """Check the qrels against documents and queries, then fix the split.
+
+        `given` is `(train_ids, test_ids, rule)` when the source defines a split; an explicit
+        `test_fraction` always overrides it.
+        """
+        if not self.docs:
+            raise DdroError(f"{self.source}: no documents found")
+        seen: dict[tuple[str, str], int] = {}
+        for i, (qrel, where) in enumerate(zip(self.qrels, self._qrel_where)):
+            if qrel.doc_id not in self._doc_where:
+                raise DdroError(f"{where}: judgment names unknown document {qrel.doc_id!r}")
+            if qrel.query_id not in self._query_where:
+                raise DdroError(f"{where}: judgment names unknown query {qrel.query_id!r}")
+            key = (qrel.query_id, qrel.doc_id)
+            if key in seen and self.qrels[seen[key]].relevance != qrel.relevance:
+                raise DdroError(
+                    f"{where}: conflicting judgment for query {qrel.query_id!r}, document "
+                    f"{qrel.doc_id!r} (first at {self._qrel_where[seen[key]]})"
+                )
+            seen.setdefault(key, i)
+        if len(seen) < len(self.qrels):
+            self.note(f"{len(self.qrels) - len(seen)} repeated identical judgments merged")
+            self.qrels = [self.qrels[i] for i in sorted(seen.values())]
+        query_ids = [q.query_id for q in self.queries]
+        judged = {q.query_id for q in self.qrels if q.relevance > 0}
+        if test_fraction is not None or given is None:
+            fraction = default_test_fraction if test_fraction is None else test_fraction
+            split = fraction_split(query_ids, judged, fraction)
+        else:
+            train, test, rule = given
+            split = given_split(query_ids, judged, train, test, rule)
+        if split.unjudged:
+            self.note(f"{len(split.unjudged)} queries have no relevant judgment and are in neither split part")
+        return Collection(self.name, self.docs, self.queries, self.qrels, split, self.source, self.notes)

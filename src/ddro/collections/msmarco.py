@@ -1,0 +1,97 @@
+"""MS MARCO-style folders: documents and queries as TSV, judgments as TREC qrels.
+
+Recognised files (names as MS MARCO distributes them, or shorter):
+- documents: `msmarco-docs.tsv`, `docs.tsv` or `collection.tsv`, one document a line as
+  `id<TAB>url<TAB>title<TAB>body` (MS MARCO documents), `id<TAB>title<TAB>text` or `id<TAB>text`
+  (MS MARCO passages); the column count is fixed by the first line;
+- queries: every `*queries*.tsv`, `qid<TAB>text`;
+- qrels: every `*qrels*` file, TREC format `qid iteration docid relevance`.
+A file whose name holds `train` is the training part, one holding `dev`, `test` or `eval` the test
+part; when both parts are present they define the split.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ddro.collections.base import Document, Qrel, Query
+from ddro.collections.builder import CollectionBuilder
+from ddro.collections.textio import read_lines
+from ddro.errors import DdroError, at
+
+_DOC_FILES = ("msmarco-docs.tsv", "docs.tsv", "collection.tsv")
+
+
+def doc_file(folder: Path) -> Path | None:
+    for name in _DOC_FILES:
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
+def is_msmarco(folder: Path) -> bool:
+    return doc_file(folder) is not None
+
+
+def _part(path: Path) -> str | None:
+    name = path.name.lower()
+    if "train" in name:
+        return "train"
+    if any(word in name for word in ("dev", "test", "eval")):
+        return "test"
+    return None
+
+
+def read_msmarco(folder: Path, builder: CollectionBuilder):
+    docs = doc_file(folder)
+    columns = None
+    for line_no, line in read_lines(docs):
+        if not line.strip():
+            continue
+        fields = line.split("\t")
+        if columns is None:
+            columns = len(fields)
+            if columns not in (2, 3, 4):
+                raise DdroError(f"{at(docs, line_no)}: expected 2, 3 or 4 tab-separated columns, got {columns}")
+        if len(fields) != columns:
+            raise DdroError(f"{at(docs, line_no)}: expected {columns} tab-separated columns, got {len(fields)}")
+        if columns == 4:
+            doc = Document(fields[0], fields[2], fields[3], fields[1])
+        elif columns == 3:
+            doc = Document(fields[0], fields[1], fields[2])
+        else:
+            doc = Document(fields[0], "", fields[1])
+        builder.add_doc(doc, at(docs, line_no))
+    query_files = sorted(p for p in folder.iterdir() if "queries" in p.name.lower() and p.suffix == ".tsv")
+    qrel_files = sorted(p for p in folder.iterdir() if "qrels" in p.name.lower() and p.is_file())
+    if not query_files:
+        raise DdroError(f"{folder}: no queries file (*queries*.tsv)")
+    if not qrel_files:
+        raise DdroError(f"{folder}: no qrels file (*qrels*)")
+    parts: dict[str, set[str]] = {"train": set(), "test": set()}
+    for path in query_files:
+        for line_no, line in read_lines(path):
+            if not line.strip():
+                continue
+            fields = line.split("\t")
+            if len(fields) != 2:
+                raise DdroError(f"{at(path, line_no)}: expected 'qid<TAB>text', got {len(fields)} columns")
+            builder.add_query(Query(fields[0].strip(), fields[1]), at(path, line_no))
+            if _part(path):
+                parts[_part(path)].add(fields[0].strip())
+    for path in qrel_files:
+        for line_no, line in read_lines(path):
+            fields = line.split()
+            if not fields:
+                continue
+            if len(fields) != 4:
+                raise DdroError(f"{at(path, line_no)}: expected TREC qrels 'qid iter docid rel', got {line[:60]!r}")
+            try:
+                relevance = int(fields[3])
+            except ValueError:
+                raise DdroError(f"{at(path, line_no)}: relevance {fields[3]!r} is not an integer") from None
+            builder.add_qrel(Qrel(fields[0], fields[2], relevance), at(path, line_no))
+    if parts["train"] and parts["test"]:
+        names = ", ".join(p.name for p in query_files)
+        return parts["train"], parts["test"], f"given({names})"
+    return None

@@ -1,0 +1,14 @@
+"""User-facing errors.
+
+A `DdroError` is a problem with what the user gave us (a path, a line of a file, an option). The
+CLI prints its message as one line and exits with status 2; it never shows a traceback for it.
+"""
+
+
+class DdroError(Exception):
+    """A user error with a one-line message naming the file/line or value at fault."""
+
+
+def at(path, line_no: int | None = None) -> str:
+    """Format a location as `path:line` (or just `path`) for error messages."""
+    return f"{path}:{line_no}" if line_no is not None else str(path)

@@ -1,0 +1,59 @@
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+def needs_data(name: str):
+    return pytest.mark.skipif(not (DATA / name).is_dir(), reason=f"../shared/data/{name} not present")
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory, monkeypatch):
+    """Embeddings are cached per test session, never in the user's home."""
+    monkeypatch.setenv("DDRO_CACHE", str(tmp_path_factory.getbasetemp() / "ddro-cache"))
+
+
+TOPICS = [
+    ("wing lift", "the lift of a swept wing in a subsonic stream"),
+    ("heat flow", "transient heat conduction in a composite slab"),
+    ("shock waves", "shock wave reflection at a supersonic corner"),
+    ("boundary layer", "laminar boundary layer transition on a flat plate"),
+    ("plate buckling", "buckling of thin plates under shear loads"),
+]
+
+
+def write_beir(folder: Path, n_docs: int = 40, splits=("train", "test"), urls: bool = True) -> Path:
+    """A small BEIR-layout collection with topical documents and queries."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "corpus.jsonl", "w") as fh:
+        for i in range(n_docs):
+            topic, phrase = TOPICS[i % len(TOPICS)]
+            rec = {"_id": f"d{i}", "title": f"{topic} study {i // len(TOPICS)}",
+                   "text": f"{phrase}. experiment number {i} reports {topic} measurements and theory."}
+            if urls:
+                rec["metadata"] = {"url": f"https://www.example.org/{topic.replace(' ', '-')}/report-{i}.html"}
+            fh.write(json.dumps(rec) + "\n")
+    with open(folder / "queries.jsonl", "w") as fh:
+        for q in range(10):
+            fh.write(json.dumps({"_id": f"q{q}", "text": f"what about {TOPICS[q % len(TOPICS)][0]}"}) + "\n")
+    (folder / "qrels").mkdir(exist_ok=True)
+    for s, split in enumerate(splits):
+        with open(folder / "qrels" / f"{split}.tsv", "w") as fh:
+            fh.write("query-id\tcorpus-id\tscore\n")
+            for q in range(10):
+                if len(splits) == 1 or q % len(splits) == s:
+                    fh.write(f"q{q}\td{q % n_docs}\t1\n")
+                    fh.write(f"q{q}\td{(q + len(TOPICS)) % n_docs}\t2\n")
+    return folder
+
+
+@pytest.fixture
+def beir_dir(tmp_path):
+    return write_beir(tmp_path / "tiny")

@@ -1,0 +1,138 @@
+"""The BEIR, MS MARCO and ir_datasets readers, the split rule, and bad input."""
+
+import json
+import sys
+import types
+
+import pytest
+
+from ddro.collections import load_collection
+from ddro.collections.base import fraction_split
+from ddro.errors import DdroError
+
+from conftest import write_beir
+
+
+def test_beir_given_split_and_fields(beir_dir):
+    c = load_collection(beir_dir)
+    assert len(c.docs) == 40 and len(c.queries) == 10 and len(c.qrels) == 20
+    assert c.docs[0].title == "wing lift study 0" and c.docs[0].url.endswith("/wing-lift/report-0.html")
+    assert c.split.rule.startswith("given(")
+    assert set(c.split.train) == {f"q{q}" for q in range(0, 10, 2)}
+    assert set(c.split.test) == {f"q{q}" for q in range(1, 10, 2)}
+    assert c.qrels_dict(["q1"]) == {"q1": {"d1": 1, "d6": 2}}
+
+
+def test_beir_test_only_means_all_test_unless_fraction(tmp_path):
+    folder = write_beir(tmp_path / "t", splits=("test",))
+    c = load_collection(folder)
+    assert c.split.train == () and len(c.split.test) == 10
+    c = load_collection(folder, test_fraction=0.3)
+    assert (len(c.split.train), len(c.split.test)) == (7, 3)
+    assert c.split.rule.startswith("sha1-fraction")
+
+
+def test_fraction_split_is_exact_deterministic_and_order_free():
+    ids = [f"q{i}" for i in range(100)]
+    a = fraction_split(ids, set(ids[:90]), 0.25)
+    b = fraction_split(list(reversed(ids)), set(ids[:90]), 0.25)
+    assert len(a.test) == round(0.25 * 90) and set(a.test) == set(b.test)
+    assert len(a.unjudged) == 10 and not set(a.unjudged) & (set(a.train) | set(a.test))
+    with pytest.raises(DdroError, match="between 0 and 1"):
+        fraction_split(ids, set(ids), 1.5)
+
+
+def test_msmarco_documents_queries_and_trec_qrels(tmp_path):
+    (tmp_path / "msmarco-docs.tsv").write_text("D1\thttp://a.org/x\tTitle one\tBody one\nD2\thttp://b.org/y\tTitle two\tBody two\n")
+    (tmp_path / "queries.train.tsv").write_text("1\tfirst query\n")
+    (tmp_path / "queries.dev.tsv").write_text("2\tsecond query\n")
+    (tmp_path / "qrels.train.tsv").write_text("1 0 D1 1\n")
+    (tmp_path / "qrels.dev.tsv").write_text("2 0 D2 1\n")
+    c = load_collection(tmp_path)
+    assert c.docs[1] == ("D2", "Title two", "Body two", "http://b.org/y")
+    assert c.split.train == ("1",) and c.split.test == ("2",)
+
+
+def test_msmarco_passages_two_columns(tmp_path):
+    (tmp_path / "collection.tsv").write_text("0\tpassage zero\n1\tpassage one\n")
+    (tmp_path / "queries.tsv").write_text("7\tq\n")
+    (tmp_path / "qrels.tsv").write_text("7 0 1 1\n")
+    c = load_collection(tmp_path, test_fraction=1.0)
+    assert c.docs[0] == ("0", "", "passage zero", "") and c.split.test == ("7",)
+
+
+def test_irds_reader_through_ir_datasets(monkeypatch):
+    doc = types.SimpleNamespace
+    dataset = types.SimpleNamespace(
+        has_docs=lambda: True, has_queries=lambda: True, has_qrels=lambda: True,
+        docs_iter=lambda: iter([doc(doc_id="a", title="T", text="x"), doc(doc_id="b", text="y")]),
+        queries_iter=lambda: iter([doc(query_id="1", text="q")]),
+        qrels_iter=lambda: iter([doc(query_id="1", doc_id="b", relevance=2)]),
+    )
+    fake = types.ModuleType("ir_datasets")
+    fake.load = lambda name: dataset if name == "fake/set" else (_ for _ in ()).throw(KeyError(name))
+    monkeypatch.setitem(sys.modules, "ir_datasets", fake)
+    c = load_collection("irds:fake/set", test_fraction=1.0)
+    assert [d.doc_id for d in c.docs] == ["a", "b"] and c.docs[0].title == "T" and c.qrels[0].relevance == 2
+    with pytest.raises(DdroError, match="knows no dataset"):
+        load_collection("irds:nope")
+
+
+def test_irds_without_the_package(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ir_datasets", None)
+    with pytest.raises(DdroError, match="ir_datasets is not installed"):
+        load_collection("irds:cranfield")
+
+
+# --- bad input: one clear error naming the place ------------------------------------------------
+
+def _corrupt(folder, name, lines):
+    path = folder / name
+    path.write_text(path.read_text() + "".join(line + "\n" for line in lines))
+    return path
+
+
+@pytest.mark.parametrize("name,lines,message", [
+    ("corpus.jsonl", ["{not json"], r"corpus.jsonl:41: malformed JSON"),
+    ("corpus.jsonl", [json.dumps({"_id": "d3", "text": "again"})], r"corpus.jsonl:41: duplicate document id 'd3' \(first at .*corpus.jsonl:4\)"),
+    ("corpus.jsonl", [json.dumps({"title": "no id"})], r"corpus.jsonl:41: record has no '_id'"),
+    ("qrels/test.tsv", ["q1\tnot-a-doc\t1"], r"test.tsv:12: judgment names unknown document 'not-a-doc'"),
+    ("qrels/test.tsv", ["q1\td1"], r"test.tsv:12: expected 'query-id<TAB>corpus-id<TAB>score'"),
+    ("qrels/test.tsv", ["q1\td1\tx"], r"test.tsv:12: score 'x' is not an integer"),
+    ("qrels/test.tsv", ["q99\td1\t1"], r"test.tsv:12: judgment names unknown query 'q99'"),
+])
+def test_bad_beir_input_names_file_and_line(beir_dir, name, lines, message):
+    _corrupt(beir_dir, name, lines)
+    with pytest.raises(DdroError, match=message):
+        load_collection(beir_dir)
+
+
+def test_bad_folders(tmp_path):
+    with pytest.raises(DdroError, match="collection folder not found"):
+        load_collection(tmp_path / "missing")
+    with pytest.raises(DdroError, match="no known collection layout"):
+        load_collection(tmp_path)
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(DdroError, match="is a folder"):
+        load_collection(tmp_path / "f")
+
+
+def test_malformed_classic_files(tmp_path):
+    (tmp_path / "cran.all.1400").write_text(".I 1\n.T\ntitle\n.W\ntext\n.I 1\n.T\nagain\n")
+    (tmp_path / "cran.qry").write_text(".I 001\n.W\nquery\n")
+    (tmp_path / "cranqrel").write_text("1 1 2\n")
+    with pytest.raises(DdroError, match=r"cran.all.1400:6: duplicate document id '1'"):
+        load_collection(tmp_path)
+    (tmp_path / "cran.all.1400").write_text(".I 1\n.T\ntitle\n.W\ntext\n")
+    (tmp_path / "cranqrel").write_text("1 1 2\n1 1 7\n")
+    with pytest.raises(DdroError, match=r"cranqrel:2: relevance code 7"):
+        load_collection(tmp_path)
+    (tmp_path / "cranqrel").write_text("1 1\n")
+    with pytest.raises(DdroError, match=r"cranqrel:1: expected 'query doc code'"):
+        load_collection(tmp_path)
+
+
+def test_unreadable_file(beir_dir):
+    (beir_dir / "queries.jsonl").unlink()
+    with pytest.raises(DdroError, match="queries.jsonl: file not found"):
+        load_collection(beir_dir)
