@@ -1,0 +1,234 @@
+"""`DocidTrie`: an array-based prefix trie over docids, queried a whole batch at a time.
+
+Layout (all flat numpy arrays; no Python objects per node):
+
+- `sorted_codes` [n, L]: every docid, rows sorted lexicographically, padded with -1. Any prefix
+  is a contiguous range of rows.
+- Nodes exist only where docids branch: a prefix shared by two or more docids. Node ids are
+  assigned level by level, in row order; the root (the empty prefix) is node 0.
+- Edges, sorted by `edge_key = parent_node * vocab_size + token` (sorted because parents and,
+  within a parent, tokens come in row order): `edge_child` is the child node, or `-(row + 1)` when
+  the child prefix belongs to one docid only (a *singleton*, followed from then on directly in
+  `sorted_codes[row]`). `node_edge_start` gives each node's edges (CSR).
+
+A search state is one int64: `>= 0` a node, `< 0` a singleton row `-(row + 1)`, `DEAD` a prefix
+that is no docid's. With random PQ-style docids almost every docid becomes a singleton within a
+few tokens, so the trie costs about `2 * L + 13` bytes per docid, and a step is one
+`searchsorted` over the edges for a whole batch of states.
+
+Queries run in torch (CPU or GPU: `to(device)`), so beam search can carry states from step to
+step; building uses numpy only.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+PAD = -1
+DEAD = -(2**62)
+
+
+class DocidTrie:
+    def __init__(self, sequences, vocab_size: int | None = None):
+        """`sequences`: int array [n, L] of token ids, rows padded with -1 after their end."""
+        codes = np.asarray(sequences)
+        if codes.ndim != 2 or len(codes) == 0:
+            raise ValueError("sequences must be a non-empty [n, L] array")
+        top = int(codes.max())
+        self.vocab_size = int(vocab_size) if vocab_size is not None else top + 1
+        if top >= self.vocab_size:
+            raise ValueError(f"token id {top} >= vocab_size {self.vocab_size}")
+        dtype = np.int16 if self.vocab_size <= np.iinfo(np.int16).max else np.int32
+        codes = codes.astype(dtype, copy=False)
+        self.n, self.max_len = codes.shape
+        # Lexicographic row order: lexsort's last key is the primary one.
+        self.order = np.lexsort(codes.T[::-1]).astype(np.int32)
+        self.sorted_codes = np.ascontiguousarray(codes[self.order])
+        self._build_edges()
+        self._torch: dict = {}
+
+    # --- building -------------------------------------------------------------------------
+    def _build_edges(self) -> None:
+        n, length, v = self.n, self.max_len, self.vocab_size
+        codes = self.sorted_codes
+        # lcp[i]: length of the common prefix of rows i and i+1 (length when identical).
+        lcp = np.full(max(n - 1, 0), length, dtype=np.int32)
+        for col in range(length - 1, -1, -1):  # column by column keeps memory at O(n)
+            lcp[codes[1:, col] != codes[:-1, col]] = col
+        # Level 0: one group, the root, covering every row.
+        starts = np.zeros(1, dtype=np.int64)
+        sizes = np.array([n], dtype=np.int64)
+        node_ids = np.where(sizes >= 2, 0, -1)
+        n_nodes = int((sizes >= 2).sum())
+        keys, children, node_lo, node_hi = [], [], [starts[sizes >= 2]], [(starts + sizes)[sizes >= 2]]
+        for depth in range(length):
+            if not (node_ids >= 0).any():
+                break
+            # Groups of prefix length depth + 1.
+            child_starts = np.concatenate(([0], np.flatnonzero(lcp < depth + 1) + 1)).astype(np.int64)
+            child_sizes = np.diff(np.append(child_starts, n))
+            branching = child_sizes >= 2
+            child_node_ids = np.full(len(child_starts), -1, dtype=np.int64)
+            child_node_ids[branching] = n_nodes + np.arange(int(branching.sum()))
+            parent = np.searchsorted(starts, child_starts, side="right") - 1
+            parent_node = node_ids[parent]
+            tokens = codes[child_starts, depth].astype(np.int64)
+            keep = (parent_node >= 0) & (tokens != PAD)
+            keys.append(parent_node[keep] * v + tokens[keep])
+            children.append(np.where(branching, child_node_ids, -(child_starts + 1))[keep])
+            node_lo.append(child_starts[branching])
+            node_hi.append((child_starts + child_sizes)[branching])
+            n_nodes += int(branching.sum())
+            starts, node_ids = child_starts, child_node_ids
+        self.edge_key = np.concatenate(keys) if keys else np.zeros(0, dtype=np.int64)
+        self.edge_child = np.concatenate(children).astype(np.int64) if children else np.zeros(0, dtype=np.int64)
+        if self.n <= np.iinfo(np.int32).max:
+            self.edge_child = self.edge_child.astype(np.int32)
+        self.n_nodes = n_nodes
+        self.node_lo = np.concatenate(node_lo).astype(np.int64)
+        self.node_hi = np.concatenate(node_hi).astype(np.int64)
+        parents = self.edge_key // v
+        self.node_edge_start = np.searchsorted(parents, np.arange(n_nodes + 1)).astype(np.int64)
+
+    @classmethod
+    def from_table(cls, table, token_ids=None, vocab_size: int | None = None) -> "DocidTrie":
+        """A trie over a `DocidTable`'s docids; `token_ids[i]` maps table vocabulary entry i to the
+        model's token id (default: the table's own indices)."""
+        codes = table.codes.astype(np.int64)
+        if token_ids is not None:
+            mapped = np.asarray(token_ids, dtype=np.int64)[np.maximum(codes, 0)]
+            codes = np.where(codes == PAD, PAD, mapped)
+        return cls(codes, vocab_size if vocab_size is not None else (len(table.vocab) if token_ids is None else None))
+
+    @property
+    def nbytes(self) -> int:
+        arrays = (self.order, self.sorted_codes, self.edge_key, self.edge_child, self.node_lo, self.node_hi,
+                  self.node_edge_start)
+        return sum(a.nbytes for a in arrays)
+
+    def __len__(self) -> int:
+        return self.n
+
+    # --- queries (torch) --------------------------------------------------------------------
+    def _t(self, device):
+        import torch
+
+        key = str(device)
+        if key not in self._torch:
+            self._torch[key] = {
+                name: torch.from_numpy(getattr(self, name)).to(device)
+                for name in ("sorted_codes", "edge_key", "edge_child", "node_edge_start", "order", "node_lo", "node_hi")
+            }
+        return self._torch[key]
+
+    def root_states(self, batch_size: int, device="cpu"):
+        import torch
+
+        root = 0 if self.n_nodes > 0 else -1  # a one-docid trie starts as a singleton
+        return torch.full((batch_size,), root, dtype=torch.int64, device=device)
+
+    def advance(self, states, tokens, depth: int):
+        """States after appending `tokens` (one per state) at position `depth` (0-based)."""
+        import torch
+
+        t = self._t(states.device)
+        tokens = tokens.to(torch.int64)
+        out = torch.full_like(states, DEAD)
+        node = states >= 0
+        if node.any():
+            keys = states[node] * self.vocab_size + tokens[node]
+            idx = torch.searchsorted(t["edge_key"], keys).clamp(max=max(len(self.edge_key) - 1, 0))
+            if len(self.edge_key):
+                found = t["edge_key"][idx] == keys
+                out[node] = torch.where(found, t["edge_child"][idx].to(torch.int64), torch.full_like(keys, DEAD))
+        single = (states < 0) & (states != DEAD)
+        if single.any() and depth < self.max_len:
+            rows = -states[single] - 1
+            ok = t["sorted_codes"][rows, depth].to(torch.int64) == tokens[single]
+            out[single] = torch.where(ok, states[single], torch.full_like(rows, DEAD))
+        return out
+
+    def allowed(self, states, depth: int):
+        """Allowed next tokens as index lists: `(state_index, token)` tensors, node edges in
+        token order."""
+        import torch
+
+        t = self._t(states.device)
+        node_pos = torch.nonzero(states >= 0).flatten()
+        starts = t["node_edge_start"][states[node_pos]]
+        counts = t["node_edge_start"][states[node_pos] + 1] - starts
+        owner = torch.repeat_interleave(node_pos, counts)
+        offsets = torch.arange(int(counts.sum()), device=states.device) - torch.repeat_interleave(
+            torch.cumsum(counts, 0) - counts, counts)
+        node_tokens = t["edge_key"][torch.repeat_interleave(starts, counts) + offsets] % self.vocab_size
+        if depth >= self.max_len:
+            return owner, node_tokens
+        single_pos = torch.nonzero((states < 0) & (states != DEAD)).flatten()
+        single_tokens = t["sorted_codes"][-states[single_pos] - 1, depth].to(torch.int64)
+        live = single_tokens != PAD
+        return torch.cat([owner, single_pos[live]]), torch.cat([node_tokens, single_tokens[live]])
+
+    def allowed_mask(self, states, depth: int, vocab_size: int | None = None):
+        """Boolean [batch, vocab] mask of allowed next tokens."""
+        import torch
+
+        rows, tokens = self.allowed(states, depth)
+        mask = torch.zeros((len(states), vocab_size or self.vocab_size), dtype=torch.bool, device=states.device)
+        mask[rows, tokens] = True
+        return mask
+
+    def is_complete(self, states, depth: int):
+        """Whether each state's prefix is a whole docid (no token may follow)."""
+        import torch
+
+        t = self._t(states.device)
+        done = torch.zeros_like(states, dtype=torch.bool)
+        node = states >= 0
+        if node.any():
+            # Padding sorts first, so a docid ending at this node is the node's first row.
+            if depth >= self.max_len:
+                done[node] = True
+            else:
+                done[node] = t["sorted_codes"][t["node_lo"][states[node]], depth] == PAD
+        single = (states < 0) & (states != DEAD)
+        if single.any():
+            if depth >= self.max_len:
+                done[single] = True
+            else:
+                done[single] = t["sorted_codes"][-states[single] - 1, depth] == PAD
+        return done
+
+    def rows_of(self, state: int) -> np.ndarray:
+        """Indices (into the original sequences) of the docids below a state."""
+        if state == DEAD:
+            return np.zeros(0, dtype=np.int64)
+        if state < 0:
+            return self.order[[-state - 1]].astype(np.int64)
+        return self.order[self.node_lo[state]:self.node_hi[state]].astype(np.int64)
+
+    # --- convenience: whole prefixes ----------------------------------------------------------
+    def walk(self, prefixes, lengths=None):
+        """States of a batch of prefixes ([B, D] tensor; `lengths` [B] when they differ)."""
+        import torch
+
+        prefixes = torch.as_tensor(prefixes)
+        states = self.root_states(prefixes.shape[0], prefixes.device)
+        for depth in range(prefixes.shape[1]):
+            nxt = self.advance(states, prefixes[:, depth], depth)
+            states = nxt if lengths is None else torch.where(torch.as_tensor(lengths) > depth, nxt, states)
+        return states
+
+    def next_tokens_mask(self, prefixes, lengths=None, vocab_size: int | None = None):
+        """Boolean [B, vocab] mask of the tokens that may follow each prefix (same length D)."""
+        import torch
+
+        prefixes = torch.as_tensor(prefixes)
+        if lengths is not None:
+            lengths = torch.as_tensor(lengths)
+            if (lengths != lengths[0]).any():
+                return torch.cat([
+                    self.next_tokens_mask(prefixes[i:i + 1, : int(lengths[i])], vocab_size=vocab_size)
+                    for i in range(len(lengths))
+                ])
+            prefixes = prefixes[:, : int(lengths[0])]
+        return self.allowed_mask(self.walk(prefixes), prefixes.shape[1], vocab_size)
