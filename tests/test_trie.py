@@ -110,3 +110,20 @@ def test_generate_with_trie_processor_returns_only_docids():
     for row in out.tolist():
         tokens = tuple(row[1: row.index(1) + 1])  # up to and with the first EOS
         assert tokens in valid
+
+
+def test_prefixes_of_different_lengths_in_one_call():
+    rng = np.random.default_rng(3)
+    seqs, vocab = random_table(rng, fixed=False)
+    seqs = np.concatenate([seqs, rng.integers(0, vocab, size=(40, seqs.shape[1]))])
+    trie = DocidTrie(seqs, vocab)
+    lengths = rng.integers(0, seqs.shape[1] + 1, size=64)
+    prefixes = seqs[rng.integers(0, len(seqs), 64)].copy()
+    prefixes[prefixes < 0] = 0
+    mask = trie.next_tokens_mask(torch.from_numpy(prefixes), lengths=torch.from_numpy(lengths))
+    states = trie.walk(torch.from_numpy(prefixes), torch.from_numpy(lengths))
+    complete = trie.is_complete(states, torch.from_numpy(lengths))
+    for b in range(64):
+        prefix = prefixes[b, : lengths[b]]
+        assert set(torch.nonzero(mask[b]).flatten().tolist()) == naive_next(seqs, prefix)
+        assert bool(complete[b]) == naive_complete(seqs, prefix)

@@ -127,30 +127,45 @@ class DocidTrie:
         root = 0 if self.n_nodes > 0 else -1  # a one-docid trie starts as a singleton
         return torch.full((batch_size,), root, dtype=torch.int64, device=device)
 
-    def advance(self, states, tokens, depth: int):
-        """States after appending `tokens` (one per state) at position `depth` (0-based)."""
+    def _codes_at(self, rows, depth):
+        """`sorted_codes[rows, depth]` as int64, PAD past the end; `depth` an int or per-row tensor."""
+        import torch
+
+        codes = self._t(rows.device)["sorted_codes"]
+        if isinstance(depth, int):
+            if depth >= self.max_len:
+                return torch.full_like(rows, PAD)
+            return codes[rows, depth].to(torch.int64)
+        values = codes[rows, depth.clamp(max=self.max_len - 1)].to(torch.int64)
+        return torch.where(depth < self.max_len, values, torch.full_like(values, PAD))
+
+    @staticmethod
+    def _select(depth, where):
+        return depth if isinstance(depth, int) else depth[where]
+
+    def advance(self, states, tokens, depth):
+        """States after appending `tokens` (one per state) at position `depth` (0-based; an int,
+        or a tensor with one depth per state)."""
         import torch
 
         t = self._t(states.device)
         tokens = tokens.to(torch.int64)
         out = torch.full_like(states, DEAD)
         node = states >= 0
-        if node.any():
+        if node.any() and len(self.edge_key):
             keys = states[node] * self.vocab_size + tokens[node]
-            idx = torch.searchsorted(t["edge_key"], keys).clamp(max=max(len(self.edge_key) - 1, 0))
-            if len(self.edge_key):
-                found = t["edge_key"][idx] == keys
-                out[node] = torch.where(found, t["edge_child"][idx].to(torch.int64), torch.full_like(keys, DEAD))
+            idx = torch.searchsorted(t["edge_key"], keys).clamp(max=len(self.edge_key) - 1)
+            found = t["edge_key"][idx] == keys
+            out[node] = torch.where(found, t["edge_child"][idx].to(torch.int64), torch.full_like(keys, DEAD))
         single = (states < 0) & (states != DEAD)
-        if single.any() and depth < self.max_len:
-            rows = -states[single] - 1
-            ok = t["sorted_codes"][rows, depth].to(torch.int64) == tokens[single]
-            out[single] = torch.where(ok, states[single], torch.full_like(rows, DEAD))
+        if single.any():
+            ok = self._codes_at(-states[single] - 1, self._select(depth, single)) == tokens[single]
+            out[single] = torch.where(ok, states[single], torch.full_like(tokens[single], DEAD))
         return out
 
-    def allowed(self, states, depth: int):
+    def allowed(self, states, depth):
         """Allowed next tokens as index lists: `(state_index, token)` tensors, node edges in
-        token order."""
+        token order. `depth` (the prefix length) is an int or one per state."""
         import torch
 
         t = self._t(states.device)
@@ -161,14 +176,12 @@ class DocidTrie:
         offsets = torch.arange(int(counts.sum()), device=states.device) - torch.repeat_interleave(
             torch.cumsum(counts, 0) - counts, counts)
         node_tokens = t["edge_key"][torch.repeat_interleave(starts, counts) + offsets] % self.vocab_size
-        if depth >= self.max_len:
-            return owner, node_tokens
         single_pos = torch.nonzero((states < 0) & (states != DEAD)).flatten()
-        single_tokens = t["sorted_codes"][-states[single_pos] - 1, depth].to(torch.int64)
+        single_tokens = self._codes_at(-states[single_pos] - 1, self._select(depth, single_pos))
         live = single_tokens != PAD
         return torch.cat([owner, single_pos[live]]), torch.cat([node_tokens, single_tokens[live]])
 
-    def allowed_mask(self, states, depth: int, vocab_size: int | None = None):
+    def allowed_mask(self, states, depth, vocab_size: int | None = None):
         """Boolean [batch, vocab] mask of allowed next tokens."""
         import torch
 
@@ -177,8 +190,8 @@ class DocidTrie:
         mask[rows, tokens] = True
         return mask
 
-    def is_complete(self, states, depth: int):
-        """Whether each state's prefix is a whole docid (no token may follow)."""
+    def is_complete(self, states, depth):
+        """Whether each state's prefix is a whole docid (`depth`: an int or one per state)."""
         import torch
 
         t = self._t(states.device)
@@ -186,16 +199,10 @@ class DocidTrie:
         node = states >= 0
         if node.any():
             # Padding sorts first, so a docid ending at this node is the node's first row.
-            if depth >= self.max_len:
-                done[node] = True
-            else:
-                done[node] = t["sorted_codes"][t["node_lo"][states[node]], depth] == PAD
+            done[node] = self._codes_at(t["node_lo"][states[node]], self._select(depth, node)) == PAD
         single = (states < 0) & (states != DEAD)
         if single.any():
-            if depth >= self.max_len:
-                done[single] = True
-            else:
-                done[single] = t["sorted_codes"][-states[single] - 1, depth] == PAD
+            done[single] = self._codes_at(-states[single] - 1, self._select(depth, single)) == PAD
         return done
 
     def rows_of(self, state: int) -> np.ndarray:
@@ -219,16 +226,10 @@ class DocidTrie:
         return states
 
     def next_tokens_mask(self, prefixes, lengths=None, vocab_size: int | None = None):
-        """Boolean [B, vocab] mask of the tokens that may follow each prefix (same length D)."""
+        """Boolean [B, vocab] mask of the tokens that may follow each prefix, in one batched call;
+        `lengths` [B] gives each prefix's length when they differ (the rest of the row is ignored)."""
         import torch
 
         prefixes = torch.as_tensor(prefixes)
-        if lengths is not None:
-            lengths = torch.as_tensor(lengths)
-            if (lengths != lengths[0]).any():
-                return torch.cat([
-                    self.next_tokens_mask(prefixes[i:i + 1, : int(lengths[i])], vocab_size=vocab_size)
-                    for i in range(len(lengths))
-                ])
-            prefixes = prefixes[:, : int(lengths[0])]
-        return self.allowed_mask(self.walk(prefixes), prefixes.shape[1], vocab_size)
+        depth = prefixes.shape[1] if lengths is None else torch.as_tensor(lengths, device=prefixes.device)
+        return self.allowed_mask(self.walk(prefixes, lengths), depth, vocab_size)
