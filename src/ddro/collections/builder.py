@@ -30,25 +30,20 @@ class CollectionBuilder:
         self._query_where: dict[str, str] = {}
         self._qrel_where: list[str] = []
 
+    @staticmethod
+    def _register(seen: dict[str, str], kind: str, record_id: str, where: str) -> None:
+        if not record_id:
+            raise DdroError(f"{where}: empty {kind} id")
+        if record_id in seen:
+            raise DdroError(f"{where}: duplicate {kind} id {record_id!r} (first at {seen[record_id]})")
+        seen[record_id] = where
+
     def add_doc(self, doc: Document, where: str) -> None:
-        if not doc.doc_id:
-            raise DdroError(f"{where}: empty document id")
-        first = self._doc_where.get(doc.doc_id)
-        if first is not None:
-            raise DdroError(f"{where}: duplicate document id {doc.doc_id!r} (first at {first})")
-        self._doc_where[doc.doc_id] = where
+        self._register(self._doc_where, "document", doc.doc_id, where)
         self.docs.append(doc)
 
-    def has_doc(self, doc_id: str) -> bool:
-        return doc_id in self._doc_where
-
     def add_query(self, query: Query, where: str) -> None:
-        if not query.query_id:
-            raise DdroError(f"{where}: empty query id")
-        first = self._query_where.get(query.query_id)
-        if first is not None:
-            raise DdroError(f"{where}: duplicate query id {query.query_id!r} (first at {first})")
-        self._query_where[query.query_id] = where
+        self._register(self._query_where, "query", query.query_id, where)
         self.queries.append(query)
 
     def add_qrel(self, qrel: Qrel, where: str) -> None:

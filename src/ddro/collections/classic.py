@@ -100,21 +100,33 @@ def read_cranfield(folder: Path, builder: CollectionBuilder) -> None:
 
 # --- NPL -------------------------------------------------------------------------------------
 
-def _slash_blocks(path: Path):
-    """Yield `(line_no_of_first_line, [lines])` for blocks ended by a line holding only `/`."""
+def _blocks(path: Path, is_separator):
+    """Yield `(first_line_no, [lines], ended)` for the blocks between separator lines.
+
+    Leading blank lines are not part of a block; `ended` is False for a last block that no
+    separator closes. An empty block between two separators yields `(line_no, [], True)`.
+    """
     block, start = [], None
     for line_no, line in read_lines(path):
-        if line.strip() == "/":
-            if not block:
-                raise DdroError(f"{at(path, line_no)}: empty block")
-            yield start, block
+        if is_separator(line):
+            yield (start if block else line_no), block, True
             block, start = [], None
         elif line.strip() or block:
             if start is None:
                 start = line_no
             block.append(line)
     if any(line.strip() for line in block):
-        raise DdroError(f"{at(path, start)}: last block is not ended by '/'")
+        yield start, block, False
+
+
+def _slash_blocks(path: Path):
+    """Yield `(line_no_of_first_line, [lines])` for blocks ended by a line holding only `/`."""
+    for start, block, ended in _blocks(path, lambda line: line.strip() == "/"):
+        if not ended:
+            raise DdroError(f"{at(path, start)}: last block is not ended by '/'")
+        if not block:
+            raise DdroError(f"{at(path, start)}: empty block")
+        yield start, block
 
 
 def read_npl(folder: Path, builder: CollectionBuilder) -> None:
@@ -145,20 +157,11 @@ _LISA_HEADER = re.compile(r"Document\s+(\d+)\s*$")
 
 
 def _lisa_records(paths: list[Path]):
-    """Yield `(path, line_no, header_number_or_None, [lines])` for asterisk-separated records."""
+    """Yield `(path, line_no, [lines])` for asterisk-separated records."""
     for path in paths:
-        block, start = [], None
-        for line_no, line in read_lines(path):
-            if line.startswith("*****"):
-                if block:
-                    yield path, start, block
-                block, start = [], None
-            elif line.strip() or block:
-                if start is None:
-                    start = line_no
-                block.append(line)
-        if any(line.strip() for line in block):
-            yield path, start, block
+        for start, block, _ in _blocks(path, lambda line: line.startswith("*****")):
+            if block:
+                yield path, start, block
 
 
 def _split_title(lines: list[str]) -> tuple[str, str]:
