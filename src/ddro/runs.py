@@ -1,0 +1,131 @@
+"""TREC run files: the plain-text exchange format every IR evaluation tool reads.
+
+A run is `{query_id: [(doc_id, score), ...]}`, each list ranked best first. Keeping runs as
+files lets a ranking be evaluated, compared or significance-tested later (by ddro, trec_eval or
+ir_measures) without re-running the model that produced it.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from pathlib import Path
+
+from ddro.errors import DdroError, at
+
+Run = dict[str, list[tuple[str, float]]]
+
+# Scores are written with 6 decimals, i.e. in whole micro-units.
+DECIMALS = 6
+_UNIT = 10**DECIMALS
+
+
+def _written_scores(scores: list[float]) -> list[int]:
+    """Scores as written (micro-units), each strictly below the one before, order kept.
+
+    trec_eval (and ir_measures, pytrec_eval) ignore the rank column and re-sort by score, breaking
+    ties by document id, so a ranking whose scores tie or rise would be evaluated in an order
+    nobody produced. Each score is rounded to 6 decimals and, where it is >= the previous written
+    score, replaced by `previous - 1e-6`. The rule works on the rounded values because two
+    scores that differ by less than 1e-6 would otherwise be written as a tie.
+    """
+    out: list[int] = []
+    for score in scores:
+        if not math.isfinite(score):
+            raise ValueError(f"a run score must be a finite number, not {score}")
+        units = round(score * _UNIT)
+        if out and units >= out[-1]:
+            units = out[-1] - 1
+        out.append(units)
+    return out
+
+
+def _format_units(units: int) -> str:
+    """Micro-units as a decimal string, exactly (no float rounding on the way out)."""
+    sign = "-" if units < 0 else ""
+    whole, frac = divmod(abs(units), _UNIT)
+    return f"{sign}{whole}.{frac:0{DECIMALS}d}"
+
+
+def _check_ranking(query_id: str, ranking: list[tuple[str, float]]) -> None:
+    """Reject what would make the file unreadable or double-count: blanks in ids, repeated ids."""
+    if not query_id or any(c.isspace() for c in query_id):
+        raise ValueError(f"query id {query_id!r} is empty or contains white space")
+    seen: set[str] = set()
+    for doc_id, _ in ranking:
+        if not doc_id or any(c.isspace() for c in doc_id):
+            raise ValueError(f"query {query_id}: document id {doc_id!r} is empty or contains white space")
+        if doc_id in seen:
+            raise ValueError(f"query {query_id}: document {doc_id} appears twice in the ranking")
+        seen.add(doc_id)
+
+
+def _run_lines(run: Run, tag: str):
+    for query_id, ranking in run.items():
+        _check_ranking(query_id, ranking)
+        scores = _written_scores([score for _, score in ranking])
+        for rank, ((doc_id, _), units) in enumerate(zip(ranking, scores), start=1):
+            yield f"{query_id} Q0 {doc_id} {rank} {_format_units(units)} {tag}\n"
+
+
+def write_trec_run(run: Run, path, tag: str) -> Path:
+    """Write `run` as TREC lines `qid Q0 docno rank score tag`, ranks from 1, in the order given.
+
+    Scores are written with 6 decimals and made strictly decreasing within each query: a score
+    that, rounded, is >= the previous written one is written as `previous - 1e-6`, so tools that
+    re-sort by score see the order given here. A document id repeated within one query is a
+    ValueError (trec_eval would count it twice). The file is written beside its target and
+    renamed into place, so a reader never sees half a run.
+    """
+    if any(c.isspace() for c in tag) or not tag:
+        raise ValueError(f"run tag must be one non-empty word, not {tag!r}")
+    path = Path(path)
+    lines = list(_run_lines(run, tag))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.writelines(lines)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return path
+
+
+def _parse_line(line: str, where: str) -> tuple[str, str, int, float]:
+    parts = line.split()
+    if len(parts) != 6:
+        raise DdroError(f"{where}: a run line has 6 columns (qid Q0 docno rank score tag), found {len(parts)}")
+    query_id, _, doc_id, rank, score, _ = parts
+    try:
+        return query_id, doc_id, int(rank), float(score)
+    except ValueError:
+        raise DdroError(f"{where}: rank must be an integer and score a number, found {rank!r} and {score!r}") from None
+
+
+def read_trec_run(path) -> Run:
+    """Read a TREC run file; each query's list is sorted by score, best first (ties: by rank).
+
+    Sorting by score reproduces what trec_eval evaluates. A malformed line or a (qid, docno) pair
+    seen twice is a DdroError naming `path:line`.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DdroError(f"{path}: file not found")
+    entries: dict[str, list[tuple[float, int, str]]] = {}
+    seen: set[tuple[str, str]] = set()
+    with open(path) as fh:
+        for line_no, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            query_id, doc_id, rank, score = _parse_line(line, at(path, line_no))
+            if (query_id, doc_id) in seen:
+                raise DdroError(f"{at(path, line_no)}: document {doc_id} appears twice for query {query_id}")
+            seen.add((query_id, doc_id))
+            entries.setdefault(query_id, []).append((score, rank, doc_id))
+    return {
+        query_id: [(doc_id, score) for score, _, doc_id in sorted(rows, key=lambda r: (-r[0], r[1]))]
+        for query_id, rows in entries.items()
+    }

@@ -1,0 +1,69 @@
+"""TREC run files: round trip, the strictly-decreasing score rule, and errors that name file:line."""
+
+import ir_measures
+import pytest
+
+from ddro.errors import DdroError
+from ddro.runs import read_trec_run, write_trec_run
+
+
+def _lines(path):
+    return [line.split() for line in path.read_text().splitlines()]
+
+
+def test_round_trip(tmp_path):
+    run = {"q1": [("d3", 12.5), ("d1", 3.25), ("d7", -0.125)], "q2": [("d1", 0.75)]}
+    path = write_trec_run(run, tmp_path / "runs" / "bm25.run", "bm25")
+    assert read_trec_run(path) == run
+    assert _lines(path)[0] == ["q1", "Q0", "d3", "1", "12.500000", "bm25"]
+    assert [row[3] for row in _lines(path)] == ["1", "2", "3", "1"]
+    assert sorted(p.name for p in path.parent.iterdir()) == ["bm25.run"]  # no temporary file left
+
+
+def test_ties_and_rising_scores_are_written_strictly_decreasing(tmp_path):
+    run = {"q": [("a", 1.0), ("b", 1.0), ("c", 2.0), ("d", 0.5), ("e", 0.5000004), ("f", 0.5000001)]}
+    path = write_trec_run(run, tmp_path / "t.run", "x")
+    rows = _lines(path)
+    assert [r[2] for r in rows] == ["a", "b", "c", "d", "e", "f"]
+    assert [r[4] for r in rows] == ["1.000000", "0.999999", "0.999998", "0.500000", "0.499999", "0.499998"]
+    # An independent reader that sorts by score (as trec_eval does) sees the order given.
+    by_score = sorted(ir_measures.read_trec_run(str(path)), key=lambda d: -d.score)
+    assert [d.doc_id for d in by_score] == ["a", "b", "c", "d", "e", "f"]
+
+
+def test_negative_scores_keep_their_order(tmp_path):
+    run = {"q": [("a", -0.0000004), ("b", -0.0000004), ("c", -3.0)]}
+    rows = _lines(write_trec_run(run, tmp_path / "t.run", "x"))
+    assert [r[4] for r in rows] == ["0.000000", "-0.000001", "-3.000000"]
+
+
+def test_duplicate_document_is_rejected_on_write(tmp_path):
+    with pytest.raises(ValueError, match="d1 appears twice"):
+        write_trec_run({"q": [("d1", 2.0), ("d2", 1.0), ("d1", 0.5)]}, tmp_path / "t.run", "x")
+    assert not (tmp_path / "t.run").exists()
+
+
+def test_read_sorts_by_score_then_rank(tmp_path):
+    path = tmp_path / "t.run"
+    path.write_text("q Q0 a 1 1.0 t\nq Q0 b 2 3.0 t\nq Q0 d 4 2.0 t\nq Q0 c 3 2.0 t\n")
+    assert read_trec_run(path) == {"q": [("b", 3.0), ("c", 2.0), ("d", 2.0), ("a", 1.0)]}
+
+
+@pytest.mark.parametrize("bad_line", ["q Q0 d2 2 0.5", "q Q0 d2 2 high t", "q Q0 d2 two 0.5 t"])
+def test_malformed_line_names_file_and_line(tmp_path, bad_line):
+    path = tmp_path / "bad.run"
+    path.write_text(f"q Q0 d1 1 1.0 t\n{bad_line}\n")
+    with pytest.raises(DdroError, match=rf"bad\.run:2: "):
+        read_trec_run(path)
+
+
+def test_repeated_document_in_file_names_file_and_line(tmp_path):
+    path = tmp_path / "dup.run"
+    path.write_text("q Q0 d1 1 2.0 t\nq Q0 d2 2 1.0 t\nq Q0 d1 3 0.5 t\n")
+    with pytest.raises(DdroError, match=r"dup\.run:3: document d1 appears twice"):
+        read_trec_run(path)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(DdroError, match="file not found"):
+        read_trec_run(tmp_path / "none.run")
