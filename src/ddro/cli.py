@@ -75,6 +75,96 @@ def cmd_inspect(args) -> int:
     return 0
 
 
+def cmd_train_sft(args) -> int:
+    from dataclasses import replace
+
+    from ddro.collections import load_collection
+    from ddro.docids import DocidTable
+    from ddro.models import build_docid_model, get_preset
+    from ddro.outputs import check_output_dir
+    from ddro.training.sft import stage_examples_for, train_sft
+
+    out = Path(args.out)
+    if not args.resume:
+        check_output_dir(out, args.overwrite)
+    preset = replace(get_preset(args.preset, args.model), seed=args.seed)
+    collection = load_collection(args.collection, args.test_fraction)
+    table = DocidTable.load(args.docids)
+    if table.doc_ids != [d.doc_id for d in collection.docs]:
+        raise DdroError(f"{args.docids}: the docid table was built for another collection than {args.collection}")
+    start = time.perf_counter()
+    model = build_docid_model(preset, table, [f"{d.title} {d.text}" for d in collection.docs], args.seed)
+    examples = stage_examples_for(collection, model, preset, args.qg_model)
+    timings = train_sft(model, examples, preset, out / "training", resume=args.resume)
+    model.save(out)
+    (out / "training" / "timings.json").write_text(json.dumps(timings, indent=2) + "\n")
+    counts = ", ".join(f"{name} {timings[name + '_examples']}" for name in ("index", "pseudo", "query"))
+    print(f"train sft: preset={preset.name} examples: {counts}; {time.perf_counter() - start:.0f} s -> {out}")
+    return 0
+
+
+def cmd_search(args) -> int:
+    from ddro.collections import load_collection
+    from ddro.retrieval import GenerativeRetriever
+    from ddro.runs import write_trec_run
+
+    retriever = GenerativeRetriever.load(args.model)
+    collection = load_collection(args.collection, args.test_fraction)
+    queries = collection.queries if args.queries == "all" else collection.queries_of(args.queries)
+    start = time.perf_counter()
+    run = retriever.search(queries, k=args.k, num_beams=max(args.beams, args.k if args.beams_at_least_k else 1),
+                           batch_size=args.batch_size)
+    seconds = time.perf_counter() - start
+    write_trec_run(run, Path(args.out), args.tag)
+    print(f"search: {len(queries)} {args.queries} queries, beams {args.beams}, "
+          f"{len(queries) / max(seconds, 1e-9):.2f} queries/s -> {args.out}")
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from ddro.collections import load_collection
+    from ddro.evaluation import evaluate
+    from ddro.runs import read_trec_run
+
+    collection = load_collection(args.collection, args.test_fraction)
+    run = read_trec_run(Path(args.run))
+    query_ids = [q.query_id for q in (collection.queries_of(args.queries) if args.queries != "all"
+                                      else collection.queries) if q.query_id in set(collection.judged_query_ids())]
+    result = evaluate(run, collection.qrels_dict(query_ids), query_ids)
+    print(json.dumps({"run": args.run, "queries": len(query_ids), "split": collection.split.describe(),
+                      "measures": result["aggregate"]}, indent=2))
+    return 0
+
+
+def cmd_run(args) -> int:
+    from ddro.pipeline import RunConfig, run_pipeline
+
+    config = RunConfig(collection=args.collection, out=args.out, preset=args.preset, scheme=args.scheme,
+                       model=args.model, test_fraction=args.test_fraction, qg_model=args.qg_model, k=args.k,
+                       beams=args.beams, seed=args.seed, resume=args.resume, overwrite=args.overwrite)
+    start = time.perf_counter()
+    metrics = run_pipeline(config)
+    bm25, sft = metrics["systems"]["bm25"], metrics["systems"]["sft"]
+    p = metrics["significance"]["sft_vs_bm25"]["RR@10"]["randomization_p"]
+    print(f"run: {metrics['collection']} {metrics['split']['test_queries']} test queries: RR@10 sft {sft['RR@10']:.3f} "
+          f"vs bm25 {bm25['RR@10']:.3f} (p={p:.3g}); {time.perf_counter() - start:.0f} s -> {args.out}/metrics.json")
+    return 0
+
+
+def _add_model_options(parser) -> None:
+    from ddro.models import DEFAULT_PRESET, PRESETS
+
+    parser.add_argument("--preset", default=DEFAULT_PRESET, choices=list(PRESETS),
+                        help=f"model and training preset (default: {DEFAULT_PRESET})")
+    parser.add_argument("--model", default=None, help="a Hugging Face seq2seq checkpoint (id or local path) to "
+                        "start from instead of the preset's architecture, e.g. t5-base")
+    parser.add_argument("--qg-model", default=None, help="a query-generation model (docT5query style) for the "
+                        "pseudo-queries of stage 2 (default: the offline extractive generator)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--resume", action="store_true", help="continue an interrupted run in the same folder")
+    parser.add_argument("--overwrite", action="store_true", help="replace the output folder if it exists")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from ddro import __version__
     from ddro.docids import SCHEMES, DocidConfig
@@ -94,6 +184,43 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("inspect", help="print a collection's counts, split and reader notes as JSON")
     _add_collection_options(p)
     p.set_defaults(func=cmd_inspect)
+
+    train = sub.add_parser("train", help="train a model").add_subparsers(dest="method", required=True,
+                                                                          parser_class=_Parser)
+    p = train.add_parser("sft", help="the three next-token SFT stages (indexing, pseudo-queries, queries)")
+    _add_collection_options(p)
+    p.add_argument("--docids", required=True, metavar="DIR", help="a docid table written by `ddro docids`")
+    p.add_argument("--out", required=True, metavar="DIR", help="the model folder to write")
+    _add_model_options(p)
+    p.set_defaults(func=cmd_train_sft)
+
+    p = sub.add_parser("search", help="rank documents for queries with a trained model (TREC run)")
+    _add_collection_options(p)
+    p.add_argument("--model", required=True, metavar="DIR", help="a model folder written by training")
+    p.add_argument("--out", required=True, metavar="RUN.trec")
+    p.add_argument("--queries", default="test", choices=["test", "train", "all"])
+    p.add_argument("--k", type=int, default=100, help="documents per query (default: 100)")
+    p.add_argument("--beams", type=int, default=100, help="beam width (default: 100)")
+    p.add_argument("--beams-at-least-k", action=argparse.BooleanOptionalAction, default=True,
+                   help="widen the beam to k when it is narrower (default: on)")
+    p.add_argument("--batch-size", type=int, default=8, help="queries per generate call")
+    p.add_argument("--tag", default="ddro", help="run tag in the TREC file")
+    p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("eval", help="evaluate a TREC run on a collection's queries (prints JSON)")
+    _add_collection_options(p)
+    p.add_argument("--run", required=True, metavar="RUN.trec")
+    p.add_argument("--queries", default="test", choices=["test", "train", "all"])
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("run", help="the main job: docids, BM25, SFT, search and evaluation in one go")
+    _add_collection_options(p)
+    p.add_argument("--out", required=True, metavar="DIR")
+    p.add_argument("--scheme", default=None, choices=SCHEMES, help="docid scheme (default: the preset's)")
+    p.add_argument("--k", type=int, default=100)
+    p.add_argument("--beams", type=int, default=None, help="beam width (default: the preset's)")
+    _add_model_options(p)
+    p.set_defaults(func=cmd_run)
     return parser
 
 

@@ -1,0 +1,184 @@
+"""`DocidModel`: a seq2seq model whose decoder writes docids, with its input tokenizer.
+
+Every architecture keeps the same contract: `docid_token_ids[i]` is the decoder token id of the
+table's vocabulary entry i, each docid is its tokens followed by the decoder's EOS, and the model
+directory holds everything a fresh process needs (weights as safetensors, tokenizer, docid table).
+
+- `minilm-warm`: all-MiniLM-L6-v2 (offline) as encoder, a small BERT-style decoder with
+  cross-attention over a vocabulary of only the docid tokens (plus pad, EOS, start). Only the top
+  `trainable_encoder_layers` of the encoder train, at `encoder_lr_scale` times the learning rate.
+- `t5-scratch`: T5 from random weights with a WordPiece tokenizer trained on the collection; the
+  docid tokens are appended to the vocabulary (shared embeddings, as the paper extends T5's).
+- `pretrained`: any Hugging Face seq2seq checkpoint (`t5-base`, a local path); docid tokens the
+  tokenizer lacks are added and the embeddings resized (paper: +M*K rows).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ddro.docids.table import PAD, DocidTable
+from ddro.errors import DdroError
+
+MODEL_FILE = "ddro_model.json"
+
+# EncoderDecoderModel warns on every forward with labels about a change made in transformers 4.12;
+# ddro builds its labels the current way, so the warning says nothing to ddro's users.
+warnings.filterwarnings("ignore", message="Version v4.12.0 introduces", category=FutureWarning)
+
+
+@dataclass
+class DocidModel:
+    model: torch.nn.Module
+    tokenizer: object
+    table: DocidTable
+    docid_token_ids: np.ndarray
+    architecture: str
+    eos_token_id: int
+    decoder_start_token_id: int
+    max_input_tokens: int = 64
+
+    # --- docids as decoder tokens -------------------------------------------------------------
+    def docid_sequences(self) -> np.ndarray:
+        """Every document's decoder labels: docid tokens then EOS, padded with -1: [n_docs, L]."""
+        rows = []
+        for codes in self.table.codes:
+            tokens = [int(self.docid_token_ids[c]) for c in codes if c != PAD]
+            if not tokens or tokens[-1] != self.eos_token_id:
+                tokens.append(self.eos_token_id)
+            rows.append(tokens)
+        out = np.full((len(rows), max(map(len, rows))), -1, dtype=np.int64)
+        for i, row in enumerate(rows):
+            out[i, : len(row)] = row
+        return out
+
+    def encode(self, texts: list[str]) -> dict:
+        return self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.max_input_tokens,
+                              return_tensors="pt")
+
+    @property
+    def decoder_vocab_size(self) -> int:
+        return int(self.model.config.decoder.vocab_size if self.architecture == "minilm-warm"
+                   else self.model.config.vocab_size)
+
+    # --- files --------------------------------------------------------------------------------
+    def save(self, folder: str | Path) -> None:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.model.save_pretrained(folder / "model", safe_serialization=True)
+        self.tokenizer.save_pretrained(folder / "tokenizer")
+        self.table.save(folder / "docids")
+        np.save(folder / "docid_token_ids.npy", self.docid_token_ids)
+        meta = {"format": "ddro-model/1", "architecture": self.architecture, "eos_token_id": self.eos_token_id,
+                "decoder_start_token_id": self.decoder_start_token_id, "max_input_tokens": self.max_input_tokens}
+        (folder / MODEL_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+
+    @classmethod
+    def load(cls, folder: str | Path, device: str | torch.device = "cpu") -> "DocidModel":
+        from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, EncoderDecoderModel
+
+        folder = Path(folder)
+        if not (folder / MODEL_FILE).is_file():
+            raise DdroError(f"{folder}: not a ddro model folder (no {MODEL_FILE}; train one with `ddro train sft`)")
+        meta = json.loads((folder / MODEL_FILE).read_text())
+        loader = EncoderDecoderModel if meta["architecture"] == "minilm-warm" else AutoModelForSeq2SeqLM
+        model = loader.from_pretrained(folder / "model").to(device).eval()
+        return cls(model, AutoTokenizer.from_pretrained(folder / "tokenizer"), DocidTable.load(folder / "docids"),
+                   np.load(folder / "docid_token_ids.npy"), meta["architecture"], meta["eos_token_id"],
+                   meta["decoder_start_token_id"], meta["max_input_tokens"])
+
+    def copy_to(self, folder: Path) -> None:
+        """Save, replacing `folder` (used for the best/final checkpoint of a training run)."""
+        shutil.rmtree(folder, ignore_errors=True)
+        self.save(folder)
+
+
+def build_docid_model(preset, table: DocidTable, corpus_texts, seed: int = 0) -> DocidModel:
+    """A new model for `table`'s docids, following `preset.architecture`."""
+    torch.manual_seed(seed)
+    if preset.architecture == "minilm-warm":
+        return _minilm_warm(preset, table)
+    if preset.architecture == "t5-scratch":
+        return _t5_scratch(preset, table, corpus_texts)
+    if preset.architecture == "pretrained":
+        return _pretrained(preset, table)
+    raise DdroError(f"unknown architecture {preset.architecture!r}")
+
+
+def _table_eos(table: DocidTable) -> str | None:
+    return table.options.get("eos_token") if not table.new_tokens else None
+
+
+def _minilm_warm(preset, table: DocidTable) -> DocidModel:
+    from transformers import AutoModel, AutoTokenizer, BertConfig, BertLMHeadModel, EncoderDecoderModel
+
+    from ddro.docids.encoders import minilm_path
+
+    encoder = AutoModel.from_pretrained(minilm_path())
+    tokenizer = AutoTokenizer.from_pretrained(minilm_path())
+    # Decoder vocabulary: 0 pad, 1 EOS, 2 start, then the table's tokens (its EOS maps to 1).
+    eos = _table_eos(table)
+    docid_ids = np.array([1 if tok == eos else 3 + i for i, tok in enumerate(table.vocab)], dtype=np.int64)
+    hidden = encoder.config.hidden_size
+    decoder = BertLMHeadModel(BertConfig(
+        vocab_size=3 + len(table.vocab), hidden_size=hidden, num_hidden_layers=preset.decoder_layers,
+        num_attention_heads=max(1, hidden // 64), intermediate_size=4 * hidden, is_decoder=True,
+        add_cross_attention=True, pad_token_id=0, bos_token_id=2, eos_token_id=1,
+        max_position_embeddings=int(table.lengths.max()) + 8, tie_word_embeddings=preset.tie_output,
+    ))
+    model = EncoderDecoderModel(encoder=encoder, decoder=decoder)
+    model.config.decoder_start_token_id, model.config.pad_token_id, model.config.eos_token_id = 2, 0, 1
+    model.generation_config.decoder_start_token_id = 2
+    model.generation_config.pad_token_id, model.generation_config.eos_token_id = 0, 1
+    layers = encoder.encoder.layer
+    frozen = len(layers) - preset.trainable_encoder_layers
+    for module in [encoder.embeddings, *layers[: max(frozen, 0)]]:
+        module.requires_grad_(False)
+    return DocidModel(model, tokenizer, table, docid_ids, "minilm-warm", 1, 2, preset.max_input_tokens)
+
+
+def _t5_scratch(preset, table: DocidTable, corpus_texts) -> DocidModel:
+    from transformers import T5Config, T5ForConditionalGeneration
+
+    from ddro.models.tokenizer import train_wordpiece
+
+    tokenizer = train_wordpiece(corpus_texts, preset.tokenizer_vocab)
+    base = len(tokenizer)
+    eos = _table_eos(table)
+    docid_ids = np.array([1 if tok == eos else base + i for i, tok in enumerate(table.vocab)], dtype=np.int64)
+    config = T5Config(
+        vocab_size=base + len(table.vocab), d_model=preset.d_model, d_ff=preset.d_ff, d_kv=preset.d_model // preset.heads,
+        num_layers=preset.encoder_layers, num_decoder_layers=preset.decoder_layers, num_heads=preset.heads,
+        decoder_start_token_id=0, pad_token_id=0, eos_token_id=1, tie_word_embeddings=preset.tie_output,
+    )
+    return DocidModel(T5ForConditionalGeneration(config), tokenizer, table, docid_ids, "t5-scratch", 1, 0,
+                      preset.max_input_tokens)
+
+
+def _pretrained(preset, table: DocidTable) -> DocidModel:
+    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(preset.model)
+        model = AutoModelForSeq2SeqLM.from_pretrained(preset.model)
+    except (OSError, ValueError) as exc:
+        raise DdroError(
+            f"--model {preset.model!r} cannot be loaded ({str(exc).splitlines()[0][:160]}); with no network, "
+            "give a local folder holding the checkpoint"
+        ) from None
+    eos = _table_eos(table)
+    missing = [tok for tok in table.vocab if tok != eos and tok not in tokenizer.get_vocab()]
+    tokenizer.add_tokens(missing, special_tokens=False)
+    model.resize_token_embeddings(len(tokenizer))
+    docid_ids = np.array([tokenizer.eos_token_id if tok == eos else tokenizer.convert_tokens_to_ids(tok)
+                          for tok in table.vocab], dtype=np.int64)
+    start = model.config.decoder_start_token_id
+    return DocidModel(model, tokenizer, table, docid_ids, "pretrained", int(tokenizer.eos_token_id), int(start),
+                      preset.max_input_tokens)

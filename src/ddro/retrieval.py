@@ -1,0 +1,131 @@
+"""`GenerativeRetriever`: trie-constrained beam search from queries to ranked documents.
+
+The score of a docid is its sequence log-probability under the model (the sum of its tokens'
+log-probabilities, `length_penalty=0`), the quantity DDRO's loss also uses. A docid shared by
+several documents (collision policy `share`) stands for all of them, in collection order.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ddro.decoding.processor import TrieLogitsProcessor
+from ddro.decoding.trie import DocidTrie
+
+
+class GenerativeRetriever:
+    def __init__(self, docid_model):
+        self.docid_model = docid_model
+        self.sequences = docid_model.docid_sequences()
+        self.trie = DocidTrie(self.sequences, docid_model.decoder_vocab_size)
+        self.max_new_tokens = int((self.sequences >= 0).sum(1).max())
+        self._docs_of: dict[tuple[int, ...], list[int]] = {}
+        for i, row in enumerate(self.sequences):
+            self._docs_of.setdefault(tuple(int(t) for t in row[row >= 0]), []).append(i)
+
+    @classmethod
+    def load(cls, folder: str | Path, device: str | torch.device = "cpu") -> "GenerativeRetriever":
+        from ddro.models.docid_model import DocidModel
+
+        return cls(DocidModel.load(folder, device))
+
+    @property
+    def doc_ids(self) -> list[str]:
+        return self.docid_model.table.doc_ids
+
+    def docs_for(self, tokens) -> list[str]:
+        """Document ids for a generated decoder sequence (docid tokens then EOS)."""
+        return [self.doc_ids[i] for i in self._docs_of.get(tuple(int(t) for t in tokens), [])]
+
+    @torch.inference_mode()
+    def search(self, queries, k: int = 100, num_beams: int = 100, batch_size: int = 8, progress: bool = True):
+        """Rank documents for each query: `{query_id: [(doc_id, score), ...]}`, best first.
+
+        `num_beams` docids are generated per query (at least `k`); with the `share` policy a docid
+        may add several documents, so a run can hold more than `num_beams` documents before the
+        cut at `k`.
+        """
+        model = self.docid_model.model
+        device = next(model.parameters()).device
+        num_beams = max(num_beams, 1)
+        processor = TrieLogitsProcessor(self.trie, eos_token_id=self.docid_model.eos_token_id,
+                                        decoder_start_tokens=1)
+        run: dict[str, list[tuple[str, float]]] = {}
+        batches = range(0, len(queries), batch_size)
+        for start in tqdm(batches, desc="searching", unit="batch", disable=not progress):
+            batch = queries[start:start + batch_size]
+            inputs = {name: t.to(device) for name, t in self.docid_model.encode([q.text for q in batch]).items()}
+            out = model.generate(
+                **inputs, num_beams=num_beams, num_return_sequences=num_beams, max_new_tokens=self.max_new_tokens,
+                length_penalty=0.0, early_stopping=True, do_sample=False, logits_processor=[processor],
+                decoder_start_token_id=self.docid_model.decoder_start_token_id,
+                eos_token_id=self.docid_model.eos_token_id, pad_token_id=model.config.pad_token_id or 0,
+                output_scores=True, return_dict_in_generate=True,
+            )
+            sequences = out.sequences[:, 1:].cpu().numpy()
+            scores = out.sequences_scores.cpu().numpy()
+            for q, query in enumerate(batch):
+                ranked: list[tuple[str, float]] = []
+                seen: set[str] = set()
+                rows = range(q * num_beams, (q + 1) * num_beams)
+                for row in sorted(rows, key=lambda r: -scores[r]):
+                    if not np.isfinite(scores[row]):
+                        continue
+                    for doc_id in self.docs_for(_until_eos(sequences[row], self.docid_model.eos_token_id)):
+                        if doc_id not in seen:
+                            seen.add(doc_id)
+                            ranked.append((doc_id, float(scores[row])))
+                run[query.query_id] = ranked[:k]
+        return run
+
+    @torch.inference_mode()
+    def score_all(self, queries, chunk_size: int = 512, progress: bool = True) -> np.ndarray:
+        """Exhaustive scorer: `log p(d | q)` of every docid for every query, `[queries, documents]`.
+
+        The exact ranking a beam search approaches; affordable for small corpora (one decoder
+        pass per docid per query).
+        """
+        from transformers.modeling_outputs import BaseModelOutput
+
+        from ddro.scoring import sequence_logprobs
+
+        model = self.docid_model.model
+        device = next(model.parameters()).device
+        labels = _labels(self.sequences).to(device)
+        encoder = model.get_encoder()
+        out = np.zeros((len(queries), len(self.sequences)), dtype=np.float32)
+        for q, query in enumerate(tqdm(queries, desc="scoring every docid", unit="query", disable=not progress)):
+            inputs = {name: t.to(device) for name, t in self.docid_model.encode([query.text]).items()}
+            hidden = encoder(**inputs).last_hidden_state
+            for start in range(0, len(labels), chunk_size):
+                chunk = labels[start:start + chunk_size]
+                n = len(chunk)
+                out[q, start:start + n] = sequence_logprobs(
+                    model, chunk, encoder_outputs=BaseModelOutput(last_hidden_state=hidden.expand(n, -1, -1)),
+                    attention_mask=inputs["attention_mask"].expand(n, -1),
+                ).cpu().numpy()
+        return out
+
+    def exhaustive_search(self, queries, k: int = 100, progress: bool = True):
+        """The run of `score_all`: every document ranked by its docid's log-probability."""
+        scores = self.score_all(queries, progress=progress)
+        run = {}
+        for q, query in enumerate(queries):
+            order = np.argsort(-scores[q], kind="stable")[:k]
+            run[query.query_id] = [(self.doc_ids[i], float(scores[q, i])) for i in order]
+        return run
+
+
+def _labels(sequences: np.ndarray) -> torch.Tensor:
+    labels = torch.from_numpy(sequences[:, : int((sequences >= 0).sum(1).max())].copy())
+    labels[labels < 0] = -100
+    return labels
+
+
+def _until_eos(tokens: np.ndarray, eos: int) -> np.ndarray:
+    hits = np.flatnonzero(tokens == eos)
+    return tokens[: hits[0] + 1] if len(hits) else tokens

@@ -1,0 +1,129 @@
+"""Training examples of the three SFT stages: `(input text, document index)` pairs.
+
+- `index` (stage 1, indexing): the title; up to `passages_per_doc` passages (the title followed by
+  consecutive `passage_words`-word chunks of the text); and one string of up to 10 terms sampled
+  from the document in proportion to their tf-idf weight.
+- `pseudo` (stage 2): pseudo-queries. With a query-generation model (`qg_model`, docT5query style)
+  N sampled queries per document (top-k 10, at most 32 tokens, cached on disk); otherwise the
+  offline extractive generator: the title, the first sentence, then random 8-12-word spans of the
+  text until N distinct ones exist (fewer if the document is short).
+- `query` (stage 3): every training query paired with each of its relevant documents.
+All sampling is seeded per document, so the same inputs give the same examples.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+
+Example = tuple[str, int]
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+
+def _rng(seed: int, doc: int, salt: int) -> np.random.Generator:
+    return np.random.default_rng([seed, doc, salt])
+
+
+def index_examples(docs, passages_per_doc: int, passage_words: int, seed: int) -> list[Example]:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    out: list[Example] = []
+    vectorizer = TfidfVectorizer(stop_words="english", token_pattern=r"(?u)\b[^\W\d_]{2,}\b", sublinear_tf=True)
+    try:
+        tfidf = vectorizer.fit_transform([f"{d.title} {d.text}" for d in docs]).tocsr()
+        terms = vectorizer.get_feature_names_out()
+    except ValueError:
+        tfidf, terms = None, None
+    for i, doc in enumerate(docs):
+        if doc.title:
+            out.append((doc.title, i))
+        words = doc.text.split()
+        for start in range(0, min(len(words), passages_per_doc * passage_words), passage_words):
+            chunk = " ".join(words[start:start + passage_words])
+            out.append((f"{doc.title} {chunk}".strip(), i))
+        if tfidf is not None and tfidf.indptr[i + 1] > tfidf.indptr[i]:
+            cols = tfidf.indices[tfidf.indptr[i]:tfidf.indptr[i + 1]]
+            weights = tfidf.data[tfidf.indptr[i]:tfidf.indptr[i + 1]]
+            picked = _rng(seed, i, 1).choice(len(cols), size=min(10, len(cols)), replace=False, p=weights / weights.sum())
+            out.append((" ".join(terms[cols[picked]]), i))
+        if not doc.title and not words:
+            out.append((doc.doc_id, i))
+    return out
+
+
+def extractive_pseudo_queries(doc, n: int, seed: int, doc_index: int) -> list[str]:
+    candidates = []
+    if doc.title:
+        candidates.append(doc.title)
+    sentences = [s for s in _SENTENCE_END.split(doc.text.strip()) if s]
+    if sentences:
+        candidates.append(" ".join(sentences[0].split()[:32]))
+    words = doc.text.split()
+    rng = _rng(seed, doc_index, 2)
+    attempts = 0
+    while len(dict.fromkeys(candidates)) < n and len(words) > 8 and attempts < 4 * n:
+        size = int(rng.integers(8, 13))
+        start = int(rng.integers(0, max(1, len(words) - size + 1)))
+        candidates.append(" ".join(words[start:start + size]))
+        attempts += 1
+    return list(dict.fromkeys(c for c in candidates if c))[:n]
+
+
+def pseudo_examples(docs, n: int, seed: int, qg_model: str | None = None, cache_dir: Path | None = None) -> list[Example]:
+    if qg_model:
+        queries = generated_pseudo_queries(qg_model, [f"{d.title} {d.text}".strip() for d in docs], n, seed, cache_dir)
+    else:
+        queries = [extractive_pseudo_queries(d, n, seed, i) for i, d in enumerate(docs)]
+    return [(q, i) for i, qs in enumerate(queries) for q in qs]
+
+
+def query_examples(collection, doc_index: dict[str, int], repeats: int = 1) -> list[Example]:
+    relevant = collection.qrels_dict(collection.split.train)
+    out = []
+    for query in collection.queries_of("train"):
+        for doc_id, rel in relevant.get(query.query_id, {}).items():
+            if rel > 0:
+                out.extend([(query.text, doc_index[doc_id])] * repeats)
+    return out
+
+
+def generated_pseudo_queries(model_name: str, texts: list[str], n: int, seed: int, cache_dir: Path | None,
+                             batch_size: int = 16) -> list[list[str]]:
+    """docT5query-style sampling (top-k 10, <= 32 new tokens), cached as JSON per model and texts."""
+    import torch
+    from tqdm.auto import tqdm
+    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+    from ddro.errors import DdroError
+
+    key = hashlib.sha256(f"{model_name}|{n}|{seed}".encode())
+    for text in texts:
+        key.update(text.encode("utf-8", "surrogatepass") + b"\0")
+    path = Path(cache_dir) / "pseudo_queries" / f"{key.hexdigest()[:32]}.json" if cache_dir else None
+    if path is not None and path.is_file():
+        return json.loads(path.read_text())
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(model_name)
+        model = AutoModelForSeq2SeqLM.from_pretrained(model_name).eval()
+    except (OSError, ValueError) as exc:
+        raise DdroError(f"--qg-model {model_name!r} cannot be loaded ({str(exc).splitlines()[0][:160]})") from None
+    torch.manual_seed(seed)
+    out: list[list[str]] = []
+    with torch.inference_mode():
+        for start in tqdm(range(0, len(texts), batch_size), desc="pseudo-queries", unit="batch"):
+            batch = tokenizer(texts[start:start + batch_size], truncation=True, max_length=512, padding=True,
+                              return_tensors="pt")
+            generated = model.generate(**batch, do_sample=True, top_k=10, max_new_tokens=32, num_return_sequences=n)
+            decoded = tokenizer.batch_decode(generated, skip_special_tokens=True)
+            out.extend([q.strip() for q in decoded[j * n:(j + 1) * n] if q.strip()] for j in range(len(decoded) // n))
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp-{os.getpid()}")
+        tmp.write_text(json.dumps(out))
+        os.replace(tmp, path)
+    return out

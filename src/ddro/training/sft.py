@@ -1,0 +1,153 @@
+"""Supervised fine-tuning (SFT): the three next-token stages, on the Hugging Face Trainer.
+
+Each stage is one `Trainer.train()` over its examples, starting from the previous stage's
+weights, so `torchrun` / `accelerate launch` scale it without code changes. Labels are the
+docid's decoder tokens then EOS, padded with -100 (ignored by the loss). After each stage the
+weights are saved to `OUT/stages/<stage>/final`; `resume=True` skips finished stages and resumes an
+interrupted one from its last epoch checkpoint.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import torch
+from transformers import Trainer, TrainingArguments
+
+from ddro.models.presets import STAGES
+
+
+class ExampleDataset(torch.utils.data.Dataset):
+    """Examples tokenized once up front; items carry `input_ids` so the Trainer can group
+    examples of similar length into batches (less padding: titles and queries are short)."""
+
+    def __init__(self, examples, docid_model):
+        texts = [text for text, _ in examples]
+        self.input_ids = docid_model.tokenizer(texts, truncation=True, max_length=docid_model.max_input_tokens)["input_ids"]
+        self.docs = [doc for _, doc in examples]
+
+    def __len__(self):
+        return len(self.docs)
+
+    def __getitem__(self, i):
+        return {"input_ids": self.input_ids[i], "doc": self.docs[i]}
+
+
+class DocidCollator:
+    """Pads inputs and looks up each document's docid labels (-100 after EOS)."""
+
+    def __init__(self, docid_model):
+        self.pad_id = docid_model.tokenizer.pad_token_id
+        self.labels = torch.from_numpy(docid_model.docid_sequences())
+
+    def __call__(self, batch):
+        width = max(len(b["input_ids"]) for b in batch)
+        input_ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
+        attention_mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for row, item in enumerate(batch):
+            input_ids[row, : len(item["input_ids"])] = torch.tensor(item["input_ids"])
+            attention_mask[row, : len(item["input_ids"])] = 1
+        labels = self.labels[[b["doc"] for b in batch]]
+        labels = labels[:, : int((labels >= 0).sum(1).max())].clone()
+        labels[labels < 0] = -100
+        return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+
+
+class DocidTrainer(Trainer):
+    """Trainer whose optimizer gives the pretrained encoder a smaller learning rate."""
+
+    def __init__(self, *args, encoder_lr_scale: float = 1.0, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.encoder_lr_scale = encoder_lr_scale
+
+    def create_optimizer(self, *args, **kwargs):
+        if self.optimizer is None and self.encoder_lr_scale != 1.0 and hasattr(self.model, "encoder"):
+            encoder_ids = {id(p) for p in self.model.encoder.parameters()}
+            trainable = [p for p in self.model.parameters() if p.requires_grad]
+            lr = self.args.learning_rate
+            groups = [
+                {"params": [p for p in trainable if id(p) in encoder_ids], "lr": lr * self.encoder_lr_scale},
+                {"params": [p for p in trainable if id(p) not in encoder_ids], "lr": lr},
+            ]
+            self.optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=lr,
+                                               weight_decay=self.args.weight_decay)
+            return self.optimizer
+        return super().create_optimizer(*args, **kwargs)
+
+
+def training_arguments(stage_dir: Path, stage, seed: int, **overrides) -> TrainingArguments:
+    on_gpu = torch.cuda.is_available()
+    values = dict(
+        output_dir=str(stage_dir), num_train_epochs=stage.epochs, learning_rate=stage.learning_rate,
+        per_device_train_batch_size=stage.batch_size, lr_scheduler_type="linear", warmup_steps=0.05,
+        weight_decay=0.01, max_grad_norm=1.0, logging_steps=50, save_strategy="epoch", save_total_limit=1,
+        seed=seed, data_seed=seed, report_to="none", bf16=on_gpu and torch.cuda.is_bf16_supported(),
+        remove_unused_columns=False, dataloader_num_workers=0, dataloader_pin_memory=on_gpu, disable_tqdm=False,
+        train_sampling_strategy="group_by_length",
+    )
+    return TrainingArguments(**(values | overrides))
+
+
+def _load_weights(model, folder: Path) -> None:
+    from safetensors.torch import load_file
+
+    state = {}
+    for shard in sorted(folder.glob("*.safetensors")):
+        state.update(load_file(shard))
+    model.load_state_dict(state, strict=False)
+
+
+def train_sft(docid_model, stage_examples: dict, preset, out_dir: Path, resume: bool = False, **overrides) -> dict:
+    """Run the stages in order; returns `{"<stage>_seconds": ..., "<stage>_examples": ...}`."""
+    out_dir = Path(out_dir)
+    timings: dict = {}
+    for name in STAGES:
+        examples = stage_examples.get(name) or []
+        stage = preset.stage(name)
+        stage_dir = out_dir / "stages" / name
+        final = stage_dir / "final"
+        timings[f"{name}_examples"] = len(examples)
+        if resume and (stage_dir / "done.json").is_file():
+            _load_weights(docid_model.model, final)
+            timings[f"{name}_seconds"] = json.loads((stage_dir / "done.json").read_text())["seconds"]
+            continue
+        if not examples or stage.epochs <= 0:
+            timings[f"{name}_seconds"] = 0.0
+            continue
+        start = time.perf_counter()
+        trainer = DocidTrainer(
+            model=docid_model.model, args=training_arguments(stage_dir, stage, preset.seed, **overrides),
+            train_dataset=ExampleDataset(examples, docid_model), data_collator=DocidCollator(docid_model),
+            encoder_lr_scale=preset.encoder_lr_scale if docid_model.architecture == "minilm-warm" else 1.0,
+        )
+        checkpoint = resume and any(stage_dir.glob("checkpoint-*"))
+        with contextlib.redirect_stdout(sys.stderr):  # the Trainer prints its logs: keep stdout for results
+            trainer.train(resume_from_checkpoint=True if checkpoint else None)
+        docid_model.model.save_pretrained(final, safe_serialization=True)
+        seconds = time.perf_counter() - start
+        (stage_dir / "done.json").write_text(json.dumps({"seconds": seconds, "examples": len(examples)}) + "\n")
+        timings[f"{name}_seconds"] = round(seconds, 2)
+        for checkpoint_dir in stage_dir.glob("checkpoint-*"):  # the stage is done: its resume points are not needed
+            shutil.rmtree(checkpoint_dir, ignore_errors=True)
+    docid_model.model.eval()
+    return timings
+
+
+def stage_examples_for(collection, docid_model, preset, qg_model: str | None = None, cache_dir=None) -> dict:
+    """The three stages' examples for a collection (training queries from its split)."""
+    from ddro.training.instances import index_examples, pseudo_examples, query_examples
+
+    doc_index = {d.doc_id: i for i, d in enumerate(collection.docs)}
+    return {
+        "index": index_examples(collection.docs, preset.passages_per_doc, preset.passage_words, preset.seed),
+        "pseudo": pseudo_examples(collection.docs, preset.pseudo_queries_per_doc, preset.seed, qg_model, cache_dir),
+        "query": query_examples(collection, doc_index, preset.query_repeats),
+    }
+
+
+__all__ = ["train_sft", "stage_examples_for", "DocidCollator", "ExampleDataset", "DocidTrainer"]

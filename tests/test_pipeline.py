@@ -1,0 +1,78 @@
+"""The main job, `ddro run`, and the CLI chain train sft -> search -> eval, on the tiny preset."""
+
+import json
+
+import pytest
+
+from ddro.cli import main
+
+from conftest import DATA
+
+SYSTEM_KEYS = {"RR@10", "R@10", "R@100", "Success@1", "Success@10", "nDCG@10"}
+
+
+def check_run_folder(out, test_queries):
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["split"]["test_queries"] == test_queries and "rule" in metrics["split"]
+    assert set(metrics["systems"]) == {"bm25", "sft"}
+    for values in metrics["systems"].values():
+        assert SYSTEM_KEYS <= set(values) and all(0.0 <= v <= 1.0 for v in values.values())
+    p = metrics["significance"]["sft_vs_bm25"]["RR@10"]
+    assert 0.0 < p["randomization_p"] <= 1.0 and 0.0 <= p["t_test_p"] <= 1.0
+    assert {"docids_seconds", "bm25_seconds", "sft_seconds", "search_seconds"} <= set(metrics["timings"])
+    for name in ("report.md", "report.png", "runs/bm25.trec", "runs/sft.trec", "config.json", "model/ddro_model.json"):
+        assert (out / name).is_file(), name
+    config = json.loads((out / "config.json").read_text())
+    assert config["versions"]["torch"] and config["run"]["seed"] == 0 and config["preset"]["name"] == "tiny"
+    assert (out / "report.png").read_bytes()[:4] == b"\x89PNG"
+    return metrics
+
+
+def test_run_tiny_end_to_end_and_resume(beir_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["run", "--collection", str(beir_dir), "--out", str(out), "--preset", "tiny"]
+    assert main(args) == 0
+    summary = capsys.readouterr().out.strip().splitlines()
+    assert len(summary) == 1 and summary[0].startswith("run: tiny 5 test queries: RR@10 sft")
+    first = check_run_folder(out, 5)
+    assert main(args) == 2  # the folder exists
+    assert "--resume" in capsys.readouterr().err
+    assert main(args + ["--resume"]) == 0
+    again = json.loads((out / "metrics.json").read_text())
+    assert again["systems"] == first["systems"]
+
+
+def test_cli_chain_train_search_eval(beir_dir, tmp_path, capsys):
+    docids, model, run = tmp_path / "docids", tmp_path / "model", tmp_path / "sft.trec"
+    assert main(["docids", "--collection", str(beir_dir), "--scheme", "pq", "--encoder", "lsa:16", "--pq-m", "2",
+                 "--pq-k", "8", "--out", str(docids)]) == 0
+    assert main(["train", "sft", "--collection", str(beir_dir), "--docids", str(docids), "--out", str(model),
+                 "--preset", "tiny"]) == 0
+    assert main(["search", "--model", str(model), "--collection", str(beir_dir), "--out", str(run), "--k", "5",
+                 "--beams", "5"]) == 0
+    capsys.readouterr()
+    assert main(["eval", "--run", str(run), "--collection", str(beir_dir)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["queries"] == 5 and SYSTEM_KEYS <= set(result["measures"])
+    lines = run.read_text().splitlines()
+    assert len(lines) == 25 and all(len(line.split()) == 6 for line in lines)
+
+
+def test_train_rejects_a_table_of_another_collection(beir_dir, tmp_path, capsys):
+    from conftest import write_beir
+
+    other = write_beir(tmp_path / "other", n_docs=12)
+    assert main(["docids", "--collection", str(other), "--scheme", "atomic", "--out", str(tmp_path / "d")]) == 0
+    assert main(["train", "sft", "--collection", str(beir_dir), "--docids", str(tmp_path / "d"),
+                 "--out", str(tmp_path / "m"), "--preset", "tiny"]) == 2
+    assert "another collection" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_run_tiny_on_cranfield(tmp_path):
+    if not (DATA / "cranfield").is_dir():
+        pytest.skip("../shared/data/cranfield not present")
+    out = tmp_path / "cran"
+    assert main(["run", "--collection", str(DATA / "cranfield"), "--out", str(out), "--preset", "tiny"]) == 0
+    metrics = check_run_folder(out, 75)
+    assert metrics["systems"]["bm25"]["RR@10"] > 0.4

@@ -1,0 +1,105 @@
+"""Models, constrained search and the exhaustive scorer on small seeded models."""
+
+import json
+import subprocess
+import sys
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from ddro.collections import load_collection
+from ddro.docids import DocidConfig, build_docids
+from ddro.errors import DdroError
+from ddro.models import DocidModel, build_docid_model, get_preset
+from ddro.retrieval import GenerativeRetriever
+
+from conftest import write_beir
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    collection = load_collection(write_beir(tmp_path_factory.mktemp("c") / "tiny", n_docs=40), test_fraction=1.0)
+    preset = get_preset("tiny")
+    table = build_docids(collection, DocidConfig(**preset.docids))
+    model = build_docid_model(preset, table, [f"{d.title} {d.text}" for d in collection.docs], seed=3)
+    model.model.eval()
+    return collection, model
+
+
+def test_labels_are_docid_tokens_then_eos(small):
+    _, model = small
+    seqs = model.docid_sequences()
+    for i in range(len(model.table)):
+        row = seqs[i][seqs[i] >= 0]
+        assert row[-1] == model.eos_token_id
+        assert row[:-1].tolist() == [int(model.docid_token_ids[c]) for c in model.table.docid(i)]
+
+
+def test_beam_search_matches_exhaustive_scoring_when_beam_covers_every_docid(small):
+    collection, model = small
+    retriever = GenerativeRetriever(model)
+    queries = collection.queries[:4]
+    beam = retriever.search(queries, k=40, num_beams=40, progress=False)
+    exact = retriever.exhaustive_search(queries, k=40, progress=False)
+    for query in queries:
+        got, want = beam[query.query_id], exact[query.query_id]
+        assert [d for d, _ in got] == [d for d, _ in want]
+        assert np.allclose([s for _, s in got], [s for _, s in want], atol=1e-4)
+
+
+def test_search_returns_only_existing_documents_once(small):
+    collection, model = small
+    run = GenerativeRetriever(model).search(collection.queries, k=10, num_beams=12, progress=False)
+    known = set(model.table.doc_ids)
+    for query in collection.queries:
+        docs = [d for d, _ in run[query.query_id]]
+        assert 0 < len(docs) <= 10 and len(set(docs)) == len(docs) and set(docs) <= known
+        scores = [s for _, s in run[query.query_id]]
+        assert scores == sorted(scores, reverse=True)
+
+
+def test_saved_model_gives_the_same_run_in_a_fresh_process(small, tmp_path):
+    collection, model = small
+    model.save(tmp_path / "m")
+    queries = collection.queries[:3]
+    here = GenerativeRetriever(model).search(queries, k=5, num_beams=8, progress=False)
+    script = (
+        "import json, sys; from ddro.retrieval import GenerativeRetriever; from ddro.collections import load_collection;"
+        f"c = load_collection({str(collection.source)!r}, test_fraction=1.0);"
+        f"r = GenerativeRetriever.load({str(tmp_path / 'm')!r});"
+        "print(json.dumps(r.search(c.queries[:3], k=5, num_beams=8, progress=False)))"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    there = json.loads(out.strip().splitlines()[-1])
+    for query in queries:
+        assert [d for d, _ in there[query.query_id]] == [d for d, _ in here[query.query_id]]
+        assert np.allclose([s for _, s in there[query.query_id]], [s for _, s in here[query.query_id]], atol=1e-5)
+
+
+def test_minilm_warm_start_freezes_lower_layers_and_keeps_docid_vocab(small):
+    collection, _ = small
+    preset = get_preset("cpu")
+    table = build_docids(collection, DocidConfig(scheme="pq", encoder="lsa:16", pq_m=2, pq_k=8))
+    model = build_docid_model(preset, table, None)
+    layers = model.model.encoder.encoder.layer
+    assert not any(p.requires_grad for layer in layers[:4] for p in layer.parameters())
+    assert all(p.requires_grad for layer in layers[4:] for p in layer.parameters())
+    assert model.decoder_vocab_size == 3 + len(table.vocab)
+    inputs = model.encode(["wing lift"])
+    labels = torch.from_numpy(model.docid_sequences()[:1])
+    assert model.model(**inputs, labels=labels).loss.item() > 0
+
+
+def test_pretrained_checkpoint_from_a_local_folder(small, tmp_path):
+    """`--model PATH`: docid tokens the tokenizer lacks are added and embeddings resized."""
+    collection, tiny = small
+    tiny.model.save_pretrained(tmp_path / "ckpt")
+    tiny.tokenizer.save_pretrained(tmp_path / "ckpt")
+    table = build_docids(collection, DocidConfig(scheme="atomic"))
+    model = build_docid_model(replace(get_preset("tiny"), architecture="pretrained", model=str(tmp_path / "ckpt")), table, None)
+    assert model.decoder_vocab_size >= len(model.tokenizer)
+    assert model.tokenizer.convert_ids_to_tokens(int(model.docid_token_ids[7])) == "<doc_7>"
+    with pytest.raises(DdroError, match="cannot be loaded"):
+        build_docid_model(replace(get_preset("tiny"), architecture="pretrained", model=str(tmp_path / "nope")), table, None)
