@@ -76,18 +76,16 @@ def cmd_inspect(args) -> int:
 
 
 def cmd_train_sft(args) -> int:
-    from dataclasses import replace
-
     from ddro.collections import load_collection
     from ddro.docids import DocidTable
-    from ddro.models import build_docid_model, get_preset
+    from ddro.models import build_docid_model
     from ddro.outputs import check_output_dir
     from ddro.training.sft import stage_examples_for, train_sft
 
     out = Path(args.out)
     if not args.resume:
         check_output_dir(out, args.overwrite)
-    preset = replace(get_preset(args.preset, args.model), seed=args.seed)
+    preset = preset_from_args(args)
     collection = load_collection(args.collection, args.test_fraction)
     table = DocidTable.load(args.docids)
     if table.doc_ids != [d.doc_id for d in collection.docs]:
@@ -139,9 +137,9 @@ def cmd_eval(args) -> int:
 def cmd_run(args) -> int:
     from ddro.pipeline import RunConfig, run_pipeline
 
-    config = RunConfig(collection=args.collection, out=args.out, preset=args.preset, scheme=args.scheme,
-                       model=args.model, test_fraction=args.test_fraction, qg_model=args.qg_model, k=args.k,
-                       beams=args.beams, seed=args.seed, resume=args.resume, overwrite=args.overwrite)
+    config = RunConfig(collection=args.collection, out=args.out, preset=preset_from_args(args), scheme=args.scheme,
+                       test_fraction=args.test_fraction, qg_model=args.qg_model, k=args.k, beams=args.beams,
+                       seed=args.seed, resume=args.resume, overwrite=args.overwrite)
     start = time.perf_counter()
     metrics = run_pipeline(config)
     bm25, sft = metrics["systems"]["bm25"], metrics["systems"]["sft"]
@@ -149,6 +147,18 @@ def cmd_run(args) -> int:
     print(f"run: {metrics['collection']} {metrics['split']['test_queries']} test queries: RR@10 sft {sft['RR@10']:.3f} "
           f"vs bm25 {bm25['RR@10']:.3f} (p={p:.3g}); {time.perf_counter() - start:.0f} s -> {args.out}/metrics.json")
     return 0
+
+
+def preset_from_args(args):
+    """The preset named by `--preset`, with `--model`, `--seed`, `--untied-output` and the
+    per-stage options applied."""
+    from ddro.models import get_preset
+    from ddro.models.presets import STAGES
+
+    overrides = {f"{stage}_{name}": getattr(args, f"{stage}_{name}")
+                 for stage in STAGES for name in ("epochs", "learning_rate", "batch_size")}
+    fields = {"seed": args.seed} | ({"tie_output": False} if args.untied_output else {})
+    return get_preset(args.preset, args.model, overrides, **fields)
 
 
 def _add_model_options(parser) -> None:
@@ -161,6 +171,14 @@ def _add_model_options(parser) -> None:
     parser.add_argument("--qg-model", default=None, help="a query-generation model (docT5query style) for the "
                         "pseudo-queries of stage 2 (default: the offline extractive generator)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--untied-output", action="store_true",
+                        help="give the decoder an output head of its own instead of tying it to the embeddings")
+    from ddro.models.presets import STAGES
+
+    for stage in STAGES:
+        parser.add_argument(f"--{stage}-epochs", type=float, default=None, help=f"epochs of stage {stage} (default: the preset's)")
+        parser.add_argument(f"--{stage}-learning-rate", type=float, default=None, help=f"learning rate of stage {stage}")
+        parser.add_argument(f"--{stage}-batch-size", type=int, default=None, help=f"batch size of stage {stage}")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run in the same folder")
     parser.add_argument("--overwrite", action="store_true", help="replace the output folder if it exists")
 

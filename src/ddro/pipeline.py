@@ -14,15 +14,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ddro.errors import DdroError
+from ddro.models.presets import Preset
 
 
 @dataclass
 class RunConfig:
     collection: str
     out: str
-    preset: str = "cpu"
+    preset: Preset
     scheme: str | None = None
-    model: str | None = None
     test_fraction: float | None = None
     qg_model: str | None = None
     k: int = 100
@@ -62,13 +62,13 @@ class _Timer:
 
 
 def run_pipeline(config: RunConfig) -> dict:
-    from dataclasses import replace
+    from dataclasses import asdict
 
     from ddro.bm25 import BM25Retriever
     from ddro.collections import load_collection
     from ddro.docids import DocidConfig, DocidTable, build_docids
     from ddro.evaluation import evaluate, paired_tests, write_report
-    from ddro.models import build_docid_model, get_preset
+    from ddro.models import build_docid_model
     from ddro.retrieval import GenerativeRetriever
     from ddro.runs import write_trec_run
     from ddro.training.sft import stage_examples_for, train_sft
@@ -82,8 +82,7 @@ def run_pipeline(config: RunConfig) -> dict:
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
     timer = _Timer()
-    preset = get_preset(config.preset, config.model)
-    preset = replace(preset, seed=config.seed)
+    preset = config.preset
     collection = load_collection(config.collection, config.test_fraction)
     test_queries = collection.queries_of("test")
     if not test_queries:
@@ -93,7 +92,7 @@ def run_pipeline(config: RunConfig) -> dict:
         docid_options = {"scheme": config.scheme, "encoder": docid_options.get("encoder", "minilm")}
     docid_config = DocidConfig(**docid_options, seed=config.seed)
     (out / "config.json").write_text(json.dumps({
-        "run": config.__dict__, "preset": preset.to_dict(), "docids": docid_config.recorded(),
+        "run": asdict(config) | {"preset": preset.name}, "preset": preset.to_dict(), "docids": docid_config.recorded(),
         "collection": collection.describe(), "versions": versions(),
     }, indent=2) + "\n")
 

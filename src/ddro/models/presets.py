@@ -95,11 +95,25 @@ PRESETS = {
 DEFAULT_PRESET = "cpu"
 
 
-def get_preset(name: str, model: str | None = None) -> Preset:
-    """A preset by name; `model` (an HF id or path) makes it a `pretrained` preset of that model."""
+def get_preset(name: str, model: str | None = None, stage_overrides: dict | None = None, **fields) -> Preset:
+    """A preset by name; `model` (an HF id or path) makes it a `pretrained` preset of that model.
+
+    `stage_overrides` maps `"<stage>_<field>"` (e.g. `query_epochs`, `index_learning_rate`) to a
+    value; `fields` replace preset fields (e.g. `seed`, `tie_output`).
+    """
     if name not in PRESETS:
         raise DdroError(f"--preset {name!r}: unknown preset (choose from {', '.join(PRESETS)})")
-    preset = PRESETS[name]
+    preset = replace(PRESETS[name], **fields)
     if model:
         preset = replace(preset, architecture="pretrained", model=model)
-    return preset
+    stages = {stage: replace(config) for stage, config in preset.stages.items()}
+    for key, value in (stage_overrides or {}).items():
+        stage, _, field_name = key.partition("_")
+        if value is None:
+            continue
+        if stage not in stages or not hasattr(stages[stage], field_name):
+            raise DdroError(f"unknown stage setting {key!r}")
+        if value <= 0 and field_name != "epochs":
+            raise DdroError(f"--{key.replace('_', '-')} must be positive (got {value})")
+        setattr(stages[stage], field_name, value)
+    return replace(preset, stages=stages)
