@@ -14,13 +14,16 @@ SYSTEM_KEYS = {"RR@10", "R@10", "R@100", "Success@1", "Success@10", "nDCG@10"}
 def check_run_folder(out, test_queries):
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["split"]["test_queries"] == test_queries and "rule" in metrics["split"]
-    assert set(metrics["systems"]) == {"bm25", "sft"}
+    assert set(metrics["systems"]) == {"bm25", "sft", "ddro"}
+    assert set(metrics["significance"]) == {"sft_vs_bm25", "ddro_vs_sft", "ddro_vs_bm25"}
+    assert metrics["ddro"]["pairs"] > 0 and "ddro_over_sft" in metrics["timings"]
     for values in metrics["systems"].values():
         assert SYSTEM_KEYS <= set(values) and all(0.0 <= v <= 1.0 for v in values.values())
     p = metrics["significance"]["sft_vs_bm25"]["RR@10"]
     assert 0.0 < p["randomization_p"] <= 1.0 and 0.0 <= p["t_test_p"] <= 1.0
     assert {"docids_seconds", "bm25_seconds", "sft_seconds", "search_seconds"} <= set(metrics["timings"])
-    for name in ("report.md", "report.png", "runs/bm25.trec", "runs/sft.trec", "config.json", "model/ddro_model.json"):
+    for name in ("report.md", "report.png", "runs/bm25.trec", "runs/sft.trec", "runs/ddro.trec", "config.json",
+                 "model/ddro_model.json", "model-ddro/ddro_model.json"):
         assert (out / name).is_file(), name
     config = json.loads((out / "config.json").read_text())
     assert config["versions"]["torch"] and config["run"]["seed"] == 0 and config["preset"]["name"] == "tiny"
@@ -30,10 +33,11 @@ def check_run_folder(out, test_queries):
 
 def test_run_tiny_end_to_end_and_resume(beir_dir, tmp_path, capsys):
     out = tmp_path / "run"
-    args = ["run", "--collection", str(beir_dir), "--out", str(out), "--preset", "tiny"]
+    args = ["run", "--collection", str(beir_dir), "--out", str(out), "--preset", "tiny", "--eval-steps", "2",
+            "--validation-beams", "4"]
     assert main(args) == 0
     summary = capsys.readouterr().out.strip().splitlines()
-    assert len(summary) == 1 and summary[0].startswith("run: tiny 5 test queries: RR@10 sft")
+    assert len(summary) == 1 and summary[0].startswith("run: tiny 5 test queries: RR@10 bm25")
     first = check_run_folder(out, 5)
     assert main(args) == 2  # the folder exists
     assert "--resume" in capsys.readouterr().err
@@ -73,6 +77,7 @@ def test_run_tiny_on_cranfield(tmp_path):
     if not (DATA / "cranfield").is_dir():
         pytest.skip("../shared/data/cranfield not present")
     out = tmp_path / "cran"
-    assert main(["run", "--collection", str(DATA / "cranfield"), "--out", str(out), "--preset", "tiny"]) == 0
+    assert main(["run", "--collection", str(DATA / "cranfield"), "--out", str(out), "--preset", "tiny",
+                 "--epochs", "1", "--validation-beams", "4"]) == 0
     metrics = check_run_folder(out, 75)
     assert metrics["systems"]["bm25"]["RR@10"] > 0.4

@@ -27,7 +27,8 @@ def add_dataclass_options(parser: argparse.ArgumentParser, cls, skip=()) -> None
     for f in dataclasses.fields(cls):
         if f.name in skip or f.name.startswith("_"):
             continue
-        kind = {"int": int, "float": float, "str": str, "str | None": str, "bool": None}[str(f.type)]
+        kind = {"int": int, "float": float, "str": str, "str | None": str, "int | None": int, "float | None": float,
+                "bool": None}[str(f.type)]
         flag = "--" + f.name.replace("_", "-")
         help_text = f.metadata.get("help", "")
         if kind is None:
@@ -101,6 +102,54 @@ def cmd_train_sft(args) -> int:
     return 0
 
 
+def ddro_config_from_args(args):
+    from ddro.training.ddro import DDROConfig
+    from ddro.training.negatives import parse_bands
+
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(DDROConfig) if hasattr(args, f.name)}
+    values["bands"] = parse_bands(args.bands)
+    try:
+        values["band_proportions"] = tuple(float(x) for x in args.band_proportions.split(","))
+    except ValueError:
+        raise DdroError(f"--band-proportions {args.band_proportions!r}: expected numbers like 1,1,1") from None
+    if len(values["band_proportions"]) != len(values["bands"]):
+        raise DdroError(f"--band-proportions gives {len(values['band_proportions'])} numbers for {len(values['bands'])} bands")
+    return DDROConfig(**values)
+
+
+def add_ddro_options(parser) -> None:
+    """The DDRO phase's settings, as one group of options."""
+    from ddro.training.ddro import DDROConfig
+
+    group = parser.add_argument_group("DDRO phase")
+    add_dataclass_options(group, DDROConfig, skip=("bands", "band_proportions", "seed"))
+    group.add_argument("--bands", default="1-100,101-500,501-1000", help="BM25 rank bands negatives come from")
+    group.add_argument("--band-proportions", default="1,1,1", help="share of negatives from each band")
+
+
+def cmd_train_ddro(args) -> int:
+    from ddro.collections import load_collection
+    from ddro.models import DocidModel
+    from ddro.outputs import atomic_output_dir, check_output_dir
+    from ddro.training.ddro import train_ddro
+
+    out = Path(args.out)
+    check_output_dir(out, args.overwrite)
+    config = dataclasses.replace(ddro_config_from_args(args), seed=args.seed)
+    collection = load_collection(args.collection, args.test_fraction)
+    model = DocidModel.load(args.model)
+    if model.table.doc_ids != [d.doc_id for d in collection.docs]:
+        raise DdroError(f"{args.model}: the model was trained for another collection than {args.collection}")
+    with atomic_output_dir(out, args.overwrite) as tmp:
+        summary = train_ddro(model, collection, config, tmp / "training")
+        model.save(tmp)
+        (tmp / "ddro_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(f"train ddro: {summary['pairs']} pairs from {summary['train_queries']} queries, {summary['steps']} steps, "
+          f"validation RR@10 {summary['validation_rr10']:.3f} (step {summary['selected_step']}); "
+          f"{summary['seconds']:.0f} s -> {out}")
+    return 0
+
+
 def cmd_search(args) -> int:
     from ddro.collections import load_collection
     from ddro.retrieval import GenerativeRetriever
@@ -139,13 +188,15 @@ def cmd_run(args) -> int:
 
     config = RunConfig(collection=args.collection, out=args.out, preset=preset_from_args(args), scheme=args.scheme,
                        test_fraction=args.test_fraction, qg_model=args.qg_model, k=args.k, beams=args.beams,
-                       seed=args.seed, resume=args.resume, overwrite=args.overwrite)
+                       seed=args.seed, resume=args.resume, overwrite=args.overwrite,
+                       ddro=dataclasses.replace(ddro_config_from_args(args), seed=args.seed) if args.ddro else None)
     start = time.perf_counter()
     metrics = run_pipeline(config)
-    bm25, sft = metrics["systems"]["bm25"], metrics["systems"]["sft"]
-    p = metrics["significance"]["sft_vs_bm25"]["RR@10"]["randomization_p"]
-    print(f"run: {metrics['collection']} {metrics['split']['test_queries']} test queries: RR@10 sft {sft['RR@10']:.3f} "
-          f"vs bm25 {bm25['RR@10']:.3f} (p={p:.3g}); {time.perf_counter() - start:.0f} s -> {args.out}/metrics.json")
+    systems = metrics["systems"]
+    scores = ", ".join(f"{name} {values['RR@10']:.3f}" for name, values in systems.items())
+    tests = ", ".join(f"{name} p={values['RR@10']['randomization_p']:.3g}" for name, values in metrics["significance"].items())
+    print(f"run: {metrics['collection']} {metrics['split']['test_queries']} test queries: RR@10 {scores} ({tests}); "
+          f"{time.perf_counter() - start:.0f} s -> {args.out}/metrics.json")
     return 0
 
 
@@ -158,6 +209,8 @@ def preset_from_args(args):
     overrides = {f"{stage}_{name}": getattr(args, f"{stage}_{name}")
                  for stage in STAGES for name in ("epochs", "learning_rate", "batch_size")}
     fields = {"seed": args.seed} | ({"tie_output": False} if args.untied_output else {})
+    fields |= {name: getattr(args, name) for name in ("replay", "query_repeats", "pseudo_queries_per_doc",
+                                                      "passages_per_doc") if getattr(args, name) is not None}
     return get_preset(args.preset, args.model, overrides, **fields)
 
 
@@ -179,6 +232,11 @@ def _add_model_options(parser) -> None:
         parser.add_argument(f"--{stage}-epochs", type=float, default=None, help=f"epochs of stage {stage} (default: the preset's)")
         parser.add_argument(f"--{stage}-learning-rate", type=float, default=None, help=f"learning rate of stage {stage}")
         parser.add_argument(f"--{stage}-batch-size", type=int, default=None, help=f"batch size of stage {stage}")
+    parser.add_argument("--replay", type=float, default=None, help="earlier-stage examples mixed into each later "
+                        "stage, as a multiple of its own size (default: the preset's)")
+    parser.add_argument("--query-repeats", type=int, default=None, help="times each training query is repeated in stage 3")
+    parser.add_argument("--pseudo-queries-per-doc", type=int, default=None, help="pseudo-queries per document (stage 2)")
+    parser.add_argument("--passages-per-doc", type=int, default=None, help="passages per document (stage 1)")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run in the same folder")
     parser.add_argument("--overwrite", action="store_true", help="replace the output folder if it exists")
 
@@ -212,6 +270,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_options(p)
     p.set_defaults(func=cmd_train_sft)
 
+    p = train.add_parser("ddro", help="the DDRO pairwise phase on an SFT model")
+    _add_collection_options(p)
+    p.add_argument("--model", required=True, metavar="SFT_DIR", help="a model folder written by `ddro train sft`")
+    p.add_argument("--out", required=True, metavar="DIR", help="the model folder to write")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--overwrite", action="store_true", help="replace the output folder if it exists")
+    add_ddro_options(p)
+    p.set_defaults(func=cmd_train_ddro)
+
     p = sub.add_parser("search", help="rank documents for queries with a trained model (TREC run)")
     _add_collection_options(p)
     p.add_argument("--model", required=True, metavar="DIR", help="a model folder written by training")
@@ -237,7 +304,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scheme", default=None, choices=SCHEMES, help="docid scheme (default: the preset's)")
     p.add_argument("--k", type=int, default=100)
     p.add_argument("--beams", type=int, default=None, help="beam width (default: the preset's)")
+    p.add_argument("--ddro", action=argparse.BooleanOptionalAction, default=True,
+                   help="run the DDRO phase after SFT (default: on)")
     _add_model_options(p)
+    add_ddro_options(p)
     p.set_defaults(func=cmd_run)
     return parser
 

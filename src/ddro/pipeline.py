@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import json
 import platform
+import shutil
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from ddro.errors import DdroError
 from ddro.models.presets import Preset
+from ddro.training.ddro import DDROConfig
 
 
 @dataclass
@@ -30,6 +33,7 @@ class RunConfig:
     seed: int = 0
     resume: bool = False
     overwrite: bool = False
+    ddro: DDROConfig | None = None
 
 
 def versions() -> dict:
@@ -44,21 +48,28 @@ def versions() -> dict:
     return out
 
 
-class _Timer:
-    def __init__(self):
-        self.timings: dict[str, float] = {}
+@contextmanager
+def timed(timings: dict, name: str):
+    """Record the seconds the block takes as `timings["<name>_seconds"]`."""
+    start = time.perf_counter()
+    yield
+    timings[f"{name}_seconds"] = round(time.perf_counter() - start, 2)
 
-    def __call__(self, name: str):
-        timer = self
 
-        class _Span:
-            def __enter__(self):
-                self.start = time.perf_counter()
+def _ddro_phase(docid_model, collection, config: RunConfig, out: Path) -> dict:
+    """DDRO on the SFT model in place; with --resume a finished phase is loaded instead."""
+    from ddro.models import DocidModel
+    from ddro.training.ddro import train_ddro
 
-            def __exit__(self, *exc):
-                timer.timings[f"{name}_seconds"] = round(time.perf_counter() - self.start, 2)
-
-        return _Span()
+    model_dir = out / "model-ddro"
+    if config.resume and (out / "ddro_summary.json").is_file() and (model_dir / "ddro_model.json").is_file():
+        trained = DocidModel.load(model_dir)
+        docid_model.model.load_state_dict(trained.model.state_dict())
+        return json.loads((out / "ddro_summary.json").read_text())
+    summary = train_ddro(docid_model, collection, config.ddro, out / "training" / "ddro")
+    docid_model.save(model_dir)
+    (out / "ddro_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
 
 
 def run_pipeline(config: RunConfig) -> dict:
@@ -77,11 +88,9 @@ def run_pipeline(config: RunConfig) -> dict:
     if out.exists() and any(out.iterdir()) and not (config.resume or config.overwrite):
         raise DdroError(f"{out}: folder exists and is not empty (pass --resume to continue it or --overwrite)")
     if config.overwrite and not config.resume and out.exists():
-        import shutil
-
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
-    timer = _Timer()
+    timings: dict[str, float] = {}
     preset = config.preset
     collection = load_collection(config.collection, config.test_fraction)
     test_queries = collection.queries_of("test")
@@ -96,7 +105,7 @@ def run_pipeline(config: RunConfig) -> dict:
         "collection": collection.describe(), "versions": versions(),
     }, indent=2) + "\n")
 
-    with timer("docids"):
+    with timed(timings, "docids"):
         if config.resume and (out / "docids" / "table.json").is_file():
             table = DocidTable.load(out / "docids")
         else:
@@ -104,12 +113,12 @@ def run_pipeline(config: RunConfig) -> dict:
             table.save(out / "docids")
     runs_dir = out / "runs"
     runs_dir.mkdir(exist_ok=True)
-    with timer("bm25"):
+    with timed(timings, "bm25"):
         bm25 = BM25Retriever()
         bm25.index(collection.docs)
         bm25_run = bm25.search(test_queries, k=config.k)
         write_trec_run(bm25_run, runs_dir / "bm25.trec", "bm25")
-    with timer("sft"):
+    with timed(timings, "sft"):
         model_dir = out / "model"
         if config.resume and (model_dir / "ddro_model.json").is_file():
             from ddro.models import DocidModel
@@ -122,28 +131,39 @@ def run_pipeline(config: RunConfig) -> dict:
             stage_timings = train_sft(docid_model, examples, preset, out / "training", resume=config.resume)
             docid_model.save(model_dir)
             (out / "sft_timings.json").write_text(json.dumps(stage_timings) + "\n")
-    with timer("search"):
-        retriever = GenerativeRetriever(docid_model)
-        beams = max(config.beams or preset.beams, 1)
-        sft_run = retriever.search(test_queries, k=config.k, num_beams=beams)
-        write_trec_run(sft_run, runs_dir / "sft.trec", "sft")
-    with timer("evaluation"):
+    beams = max(config.beams or preset.beams, 1)
+    runs = {"bm25": bm25_run}
+    with timed(timings, "search"):
+        runs["sft"] = GenerativeRetriever(docid_model).search(test_queries, k=config.k, num_beams=beams)
+        write_trec_run(runs["sft"], runs_dir / "sft.trec", "sft")
+    ddro_summary = None
+    if config.ddro is not None:
+        with timed(timings, "ddro"):
+            ddro_summary = _ddro_phase(docid_model, collection, config, out)
+        with timed(timings, "ddro_search"):
+            runs["ddro"] = GenerativeRetriever(docid_model).search(test_queries, k=config.k, num_beams=beams)
+            write_trec_run(runs["ddro"], runs_dir / "ddro.trec", "ddro")
+    with timed(timings, "evaluation"):
         qrels = collection.qrels_dict(collection.split.test)
         query_ids = [q.query_id for q in test_queries]
-        results = {name: evaluate(run, qrels, query_ids) for name, run in (("bm25", bm25_run), ("sft", sft_run))}
-        significance = {"sft_vs_bm25": paired_tests(results["sft"]["per_query"], results["bm25"]["per_query"])}
+        results = {name: evaluate(run, qrels, query_ids) for name, run in runs.items()}
+        comparisons = [("sft", "bm25")] + ([("ddro", "sft"), ("ddro", "bm25")] if "ddro" in runs else [])
+        significance = {f"{a}_vs_{b}": paired_tests(results[a]["per_query"], results[b]["per_query"]) for a, b in comparisons}
     metrics = {
         "collection": collection.name,
         "split": collection.split.describe() | {"rule": collection.split.rule},
         "systems": {name: r["aggregate"] for name, r in results.items()},
         "significance": significance,
-        "timings": timer.timings | {f"sft_{k}": v for k, v in stage_timings.items()},
+        "timings": timings | {f"sft_{k}": v for k, v in stage_timings.items()},
         "preset": preset.name,
         "scheme": table.scheme,
         "beams": beams,
         "seed": config.seed,
         "per_query": {name: r["per_query"] for name, r in results.items()},
     }
+    if ddro_summary is not None:
+        metrics["ddro"] = {k: v for k, v in ddro_summary.items() if k != "config"}
+        metrics["timings"]["ddro_over_sft"] = round(metrics["timings"]["ddro_seconds"] / max(metrics["timings"]["sft_seconds"], 1e-9), 3)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     write_report(metrics, out)
     return metrics

@@ -111,8 +111,9 @@ class Collection:
         }
 
 
-def _split_key(query_id: str) -> str:
-    return hashlib.sha1(f"ddro-split:{query_id}".encode()).hexdigest()
+def _rule_key(rule: str, query_id: str) -> str:
+    """The SHA-1 a split rule orders queries by."""
+    return hashlib.sha1(f"{rule}:{query_id}".encode()).hexdigest()
 
 
 def fraction_split(query_ids: list[str], judged: set[str], test_fraction: float) -> Split:
@@ -128,7 +129,7 @@ def fraction_split(query_ids: list[str], judged: set[str], test_fraction: float)
     judged_ids = [q for q in query_ids if q in judged]
     unjudged = tuple(q for q in query_ids if q not in judged)
     n_test = round(test_fraction * len(judged_ids))
-    ranked = sorted(judged_ids, key=_split_key)
+    ranked = sorted(judged_ids, key=lambda q: _rule_key("ddro-split", q))
     test = set(ranked[:n_test])
     return Split(
         rule=f"sha1-fraction(test_fraction={test_fraction:.4g})",
@@ -136,6 +137,18 @@ def fraction_split(query_ids: list[str], judged: set[str], test_fraction: float)
         test=tuple(q for q in judged_ids if q in test),
         unjudged=unjudged,
     )
+
+
+def validation_part(query_ids, fraction: float) -> set[str]:
+    """The validation queries carved out of training queries: those whose SHA-1 of
+    `"ddro-validation:" + query_id` falls below `fraction` (at least one when `fraction > 0` and there
+    are two or more queries). SFT leaves them out of its query stage and DDRO selects on them, so
+    both phases agree without storing a list, and they are never test queries."""
+    query_ids = list(query_ids)
+    if fraction <= 0 or len(query_ids) < 2:
+        return set()
+    part = {q for q in query_ids if int(_rule_key("ddro-validation", q)[:8], 16) / 16**8 < fraction}
+    return part or {min(query_ids, key=lambda q: _rule_key("ddro-validation", q))}
 
 
 def given_split(query_ids: list[str], judged: set[str], train: set[str], test: set[str], rule: str) -> Split:

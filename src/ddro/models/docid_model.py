@@ -44,6 +44,8 @@ class DocidModel:
     eos_token_id: int
     decoder_start_token_id: int
     max_input_tokens: int = 64
+    # Share of training queries SFT held out for validation (`collections.base.validation_part`).
+    validation_fraction: float = 0.0
 
     # --- docids as decoder tokens -------------------------------------------------------------
     def docid_sequences(self) -> np.ndarray:
@@ -77,7 +79,8 @@ class DocidModel:
         self.table.save(folder / "docids")
         np.save(folder / "docid_token_ids.npy", self.docid_token_ids)
         meta = {"format": "ddro-model/1", "architecture": self.architecture, "eos_token_id": self.eos_token_id,
-                "decoder_start_token_id": self.decoder_start_token_id, "max_input_tokens": self.max_input_tokens}
+                "decoder_start_token_id": self.decoder_start_token_id, "max_input_tokens": self.max_input_tokens,
+                "validation_fraction": self.validation_fraction}
         (folder / MODEL_FILE).write_text(json.dumps(meta, indent=2) + "\n")
 
     @classmethod
@@ -92,7 +95,7 @@ class DocidModel:
         model = loader.from_pretrained(folder / "model").to(device).eval()
         return cls(model, AutoTokenizer.from_pretrained(folder / "tokenizer"), DocidTable.load(folder / "docids"),
                    np.load(folder / "docid_token_ids.npy"), meta["architecture"], meta["eos_token_id"],
-                   meta["decoder_start_token_id"], meta["max_input_tokens"])
+                   meta["decoder_start_token_id"], meta["max_input_tokens"], meta.get("validation_fraction", 0.0))
 
     def copy_to(self, folder: Path) -> None:
         """Save, replacing `folder` (used for the best/final checkpoint of a training run)."""

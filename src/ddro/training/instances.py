@@ -7,7 +7,8 @@
   N sampled queries per document (top-k 10, at most 32 tokens, cached on disk); otherwise the
   offline extractive generator: the title, the first sentence, then random 8-12-word spans of the
   text until N distinct ones exist (fewer if the document is short).
-- `query` (stage 3): every training query paired with each of its relevant documents.
+- `query` (stage 3): every training query paired with each of its relevant documents, except the
+  validation part (`collections.base.validation_part`), kept unseen for model selection.
 All sampling is seeded per document, so the same inputs give the same examples.
 """
 
@@ -82,10 +83,12 @@ def pseudo_examples(docs, n: int, seed: int, qg_model: str | None = None, cache_
     return [(q, i) for i, qs in enumerate(queries) for q in qs]
 
 
-def query_examples(collection, doc_index: dict[str, int], repeats: int = 1) -> list[Example]:
+def query_examples(collection, doc_index: dict[str, int], repeats: int = 1, exclude=frozenset()) -> list[Example]:
     relevant = collection.qrels_dict(collection.split.train)
     out = []
     for query in collection.queries_of("train"):
+        if query.query_id in exclude:
+            continue
         for doc_id, rel in relevant.get(query.query_id, {}).items():
             if rel > 0:
                 out.extend([(query.text, doc_index[doc_id])] * repeats)

@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 from transformers import Trainer, TrainingArguments
 
@@ -106,12 +107,17 @@ def train_sft(docid_model, stage_examples: dict, preset, out_dir: Path, resume: 
     """Run the stages in order; returns `{"<stage>_seconds": ..., "<stage>_examples": ...}`."""
     out_dir = Path(out_dir)
     timings: dict = {}
+    earlier: list = []
     for name in STAGES:
-        examples = stage_examples.get(name) or []
+        own = stage_examples.get(name) or []
+        # Replay goes into the last stage only: the small query stage is the one that forgets.
+        examples = own + (replayed(earlier, len(own), preset.replay, preset.seed) if name == STAGES[-1] else [])
+        earlier = earlier + own
         stage = preset.stage(name)
         stage_dir = out_dir / "stages" / name
         final = stage_dir / "final"
         timings[f"{name}_examples"] = len(examples)
+        timings[f"{name}_replayed"] = len(examples) - len(own)
         if resume and (stage_dir / "done.json").is_file():
             _load_weights(docid_model.model, final)
             timings[f"{name}_seconds"] = json.loads((stage_dir / "done.json").read_text())["seconds"]
@@ -138,15 +144,31 @@ def train_sft(docid_model, stage_examples: dict, preset, out_dir: Path, resume: 
     return timings
 
 
+def replayed(earlier: list, n_own: int, ratio: float, seed: int) -> list:
+    """`round(ratio * n_own)` examples drawn (seeded, without replacement while they last) from the
+    earlier stages, mixed into the query stage so it does not overwrite what they taught: with only
+    hundreds of training queries, a pure query stage forgets the documents (README: *Stage replay*)."""
+    n = round(ratio * n_own)
+    if not earlier or n <= 0:
+        return []
+    rng = np.random.default_rng(seed)
+    picks = np.concatenate([rng.permutation(len(earlier)) for _ in range(-(-n // len(earlier)))])[:n]
+    return [earlier[i] for i in picks]
+
+
 def stage_examples_for(collection, docid_model, preset, qg_model: str | None = None, cache_dir=None) -> dict:
-    """The three stages' examples for a collection (training queries from its split)."""
+    """The three stages' examples for a collection: training queries from its split, less the
+    validation part, which is recorded on the model for the DDRO phase."""
+    from ddro.collections.base import validation_part
     from ddro.training.instances import index_examples, pseudo_examples, query_examples
 
     doc_index = {d.doc_id: i for i, d in enumerate(collection.docs)}
+    validation = validation_part(collection.split.train, preset.validation_fraction)
+    docid_model.validation_fraction = preset.validation_fraction
     return {
         "index": index_examples(collection.docs, preset.passages_per_doc, preset.passage_words, preset.seed),
         "pseudo": pseudo_examples(collection.docs, preset.pseudo_queries_per_doc, preset.seed, qg_model, cache_dir),
-        "query": query_examples(collection, doc_index, preset.query_repeats),
+        "query": query_examples(collection, doc_index, preset.query_repeats, validation),
     }
 
 

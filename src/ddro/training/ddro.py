@@ -1,0 +1,291 @@
+"""The DDRO phase: pairwise training of an SFT model against its frozen self (`ddro train ddro`).
+
+1. Pairs: the training queries minus a validation part (the part SFT held out, by the SHA-1 rule
+   of `collections.base.validation_part`; never a test query), each relevant document against `per_query`
+   negatives from BM25's top 1,000 in rank bands (`ddro.training.negatives`). Without training
+   queries, pseudo-queries stand in (each one's document is its positive), and part of them
+   validates.
+2. Reference: the SFT model itself, frozen. By default (`precompute_ref_log_probs`) its
+   log-probabilities of every pair's two docids are computed once before training, so only one
+   model is in memory; otherwise a frozen copy scores each batch.
+3. Training on the Hugging Face Trainer: `ddro_loss` (optionally plus `nll_weight` times the
+   chosen docid's next-token loss), cosine schedule with warm-up, gradient clipping; reward
+   margins and accuracies logged.
+4. Selection: RR@10 of constrained search on the validation queries, measured before training and
+   every `eval_steps`; training stops after `patience` evaluations without improvement, and the
+   best weights (possibly the SFT weights themselves) are kept.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+from transformers import Trainer, TrainerCallback
+from transformers.modeling_outputs import BaseModelOutput
+
+from ddro.collections.base import Query
+from ddro.models.presets import StageConfig
+from ddro.scoring import sequence_logprobs
+from ddro.training.ddro_loss import ddro_loss
+from ddro.training.negatives import NegativeConfig, Pair, bm25_rankings, make_pairs, run_file_rankings
+
+
+DEFAULT_VALIDATION_FRACTION = 0.2
+# Offsets DDRO's pseudo-query sampling from SFT's, so they draw different spans.
+_PSEUDO_SALT = 7919
+
+
+@dataclass
+class DDROConfig:
+    beta: float = field(default=0.4, metadata={"help": "strength of the reference constraint (paper: 0.4)"})
+    loss_type: str = field(default="sigmoid", metadata={"help": "sigmoid (paper), hinge or ipo"})
+    nll_weight: float = field(default=0.0, metadata={"help": "weight of a next-token loss on the chosen docid"})
+    learning_rate: float = 1e-5
+    epochs: float = 3.0
+    batch_size: int = 16
+    warmup_ratio: float = 0.1
+    max_grad_norm: float = 1.0
+    precompute_ref_log_probs: bool = True
+    per_query: int = field(default=8, metadata={"help": "negatives per query (paper: 16 MS MARCO, 8 NQ)"})
+    band_proportions: tuple = (1.0, 1.0, 1.0)
+    bands: tuple = ((1, 100), (101, 500), (501, 1000))
+    negatives_run: str | None = field(default=None, metadata={"help": "TREC/MS MARCO run file to mine instead of BM25"})
+    pseudo_queries: int | None = field(default=None, metadata={
+        "help": "pseudo-queries used as extra training queries (default: 0 with training queries, 2000 without)"})
+    validation_fraction: float | None = field(default=None, metadata={
+        "help": "training queries held out for selection (default: the part SFT held out, else 0.2)"})
+    eval_steps: int = 50
+    patience: int = 3
+    validation_beams: int = 20
+    seed: int = 0
+
+    def negatives(self) -> NegativeConfig:
+        return NegativeConfig(self.per_query, tuple(self.bands), tuple(self.band_proportions), self.seed)
+
+
+def training_queries(collection, docid_model, config: DDROConfig):
+    """`(train queries, validation queries, positives)`.
+
+    Real training queries when the split has them; pseudo-queries otherwise, or in addition with
+    `pseudo_queries`. DDRO's pseudo-queries are random spans drawn with a seed of their own and
+    never the title or first sentence, which SFT's stage 2 already trained on. The validation part
+    is the one SFT held out (`validation_fraction` recorded on the model) unless the config names
+    another fraction.
+    """
+    from ddro.collections.base import validation_part
+    from ddro.training.instances import extractive_pseudo_queries
+
+    index = {d: i for i, d in enumerate(docid_model.table.doc_ids)}
+    qrels = collection.qrels_dict(collection.split.train)
+    positives = {qid: [index[d] for d, rel in docs.items() if rel > 0] for qid, docs in qrels.items()}
+    queries = collection.queries_of("train")
+    n_pseudo = config.pseudo_queries if config.pseudo_queries is not None else (0 if queries else 2000)
+    if n_pseudo:
+        rng = np.random.default_rng(config.seed)
+        for doc in sorted(rng.permutation(len(collection.docs))[:n_pseudo].tolist()):
+            spans = extractive_pseudo_queries(collection.docs[doc], 8, config.seed + _PSEUDO_SALT, doc)[2:]
+            if spans:
+                qid = f"pseudo:{collection.docs[doc].doc_id}"
+                queries.append(Query(qid, spans[int(rng.integers(len(spans)))]))
+                positives[qid] = [doc]
+    fraction = config.validation_fraction if config.validation_fraction is not None else (
+        docid_model.validation_fraction or DEFAULT_VALIDATION_FRACTION)
+    held = validation_part([q.query_id for q in queries], fraction)
+    return [q for q in queries if q.query_id not in held], [q for q in queries if q.query_id in held], positives
+
+
+class PairDataset(torch.utils.data.Dataset):
+    def __init__(self, pairs: list[Pair], docid_model):
+        self.pairs = pairs
+        self.input_ids = docid_model.tokenizer([p.query for p in pairs], truncation=True,
+                                               max_length=docid_model.max_input_tokens)["input_ids"]
+        self.ref = np.zeros((len(pairs), 2), dtype=np.float32)
+
+    def __len__(self):
+        return len(self.pairs)
+
+    def __getitem__(self, i):
+        return {"input_ids": self.input_ids[i], "chosen": self.pairs[i].chosen, "rejected": self.pairs[i].rejected,
+                "ref": self.ref[i]}
+
+
+class PairCollator:
+    def __init__(self, docid_model):
+        self.pad_id = docid_model.tokenizer.pad_token_id
+        self.labels = torch.from_numpy(docid_model.docid_sequences())
+
+    def _labels(self, docs):
+        labels = self.labels[docs]
+        labels = labels[:, : int((labels >= 0).sum(1).max())].clone()
+        labels[labels < 0] = -100
+        return labels
+
+    def __call__(self, batch):
+        width = max(len(b["input_ids"]) for b in batch)
+        input_ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
+        attention_mask = torch.zeros_like(input_ids)
+        for row, item in enumerate(batch):
+            input_ids[row, : len(item["input_ids"])] = torch.tensor(item["input_ids"])
+            attention_mask[row, : len(item["input_ids"])] = 1
+        return {
+            "input_ids": input_ids, "attention_mask": attention_mask,
+            "chosen_labels": self._labels([b["chosen"] for b in batch]),
+            "rejected_labels": self._labels([b["rejected"] for b in batch]),
+            "ref_logps": torch.tensor(np.stack([b["ref"] for b in batch])),
+        }
+
+
+def pair_logps(model, batch) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sequence log-probabilities of the chosen and rejected docids, encoding each query once."""
+    hidden = model.get_encoder()(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+    chosen, rejected = batch["chosen_labels"], batch["rejected_labels"]
+    width = max(chosen.shape[1], rejected.shape[1])
+    labels = torch.cat([torch.nn.functional.pad(t, (0, width - t.shape[1]), value=-100) for t in (chosen, rejected)])
+    logps = sequence_logprobs(model, labels, encoder_outputs=BaseModelOutput(last_hidden_state=hidden.repeat(2, 1, 1)),
+                              attention_mask=batch["attention_mask"].repeat(2, 1))
+    return logps[: len(chosen)], logps[len(chosen):]
+
+
+class DDROTrainer(Trainer):
+    """Trainer with the DDRO loss; logs `rewards/chosen`, `rewards/rejected`, `rewards/margins`,
+    `rewards/accuracies` averaged over the steps since the last log."""
+
+    def __init__(self, *args, ddro_config: DDROConfig, ref_model=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.ddro_config = ddro_config
+        self.ref_model = ref_model
+        self._stored: dict[str, list[float]] = {}
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        cfg = self.ddro_config
+        chosen, rejected = pair_logps(model, inputs)
+        if self.ref_model is not None:
+            with torch.no_grad():
+                ref_chosen, ref_rejected = pair_logps(self.ref_model, inputs)
+        else:
+            ref_chosen, ref_rejected = inputs["ref_logps"][:, 0], inputs["ref_logps"][:, 1]
+        losses, chosen_rewards, rejected_rewards = ddro_loss(chosen, rejected, ref_chosen, ref_rejected,
+                                                             cfg.beta, cfg.loss_type)
+        loss = losses.mean()
+        if cfg.nll_weight:
+            tokens = (inputs["chosen_labels"] != -100).sum(1).clamp(min=1)
+            loss = loss + cfg.nll_weight * (-chosen / tokens).mean()
+        margins = chosen_rewards - rejected_rewards
+        for name, value in (("rewards/chosen", chosen_rewards.mean()), ("rewards/rejected", rejected_rewards.mean()),
+                            ("rewards/margins", margins.mean()), ("rewards/accuracies", (margins > 0).float().mean())):
+            self._stored.setdefault(name, []).append(float(value))
+        return loss
+
+    def log(self, logs, *args, **kwargs):
+        logs = dict(logs) | {name: float(np.mean(values)) for name, values in self._stored.items()}
+        self._stored.clear()
+        return super().log(logs, *args, **kwargs)
+
+
+class ValidationSelection(TrainerCallback):
+    """Validation RR@10 every `eval_steps`, early stopping, and the best weights kept in memory."""
+
+    def __init__(self, evaluate, eval_steps: int, patience: int, model):
+        self.evaluate, self.eval_steps, self.patience = evaluate, eval_steps, patience
+        self.history: list[tuple[int, float]] = []
+        self.best = evaluate()
+        self.best_step = 0
+        self.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        self.history.append((0, self.best))
+        self.bad = 0
+
+    def _check(self, state, control, model):
+        score = self.evaluate()
+        model.train()
+        self.history.append((state.global_step, score))
+        print(f"validation RR@10 {score:.4f} at step {state.global_step} (best {self.best:.4f} at {self.best_step})",
+              file=sys.stderr)
+        if score > self.best + 1e-9:
+            self.best, self.best_step, self.bad = score, state.global_step, 0
+            self.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        else:
+            self.bad += 1
+            if self.bad >= self.patience:
+                control.should_training_stop = True
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        if state.global_step % self.eval_steps == 0 or state.global_step >= state.max_steps:
+            self._check(state, control, model)
+        return control
+
+
+def precompute_reference(docid_model, dataset: PairDataset, batch_size: int = 64) -> None:
+    """Fill `dataset.ref` with the frozen model's log-probabilities (done once, before training)."""
+    from tqdm.auto import tqdm
+
+    collator = PairCollator(docid_model)
+    model = docid_model.model.eval()
+    with torch.inference_mode():
+        for start in tqdm(range(0, len(dataset), batch_size), desc="reference log-probs", unit="batch"):
+            batch = collator([dataset[i] for i in range(start, min(start + batch_size, len(dataset)))])
+            chosen, rejected = pair_logps(model, batch)
+            dataset.ref[start:start + len(chosen)] = torch.stack([chosen, rejected], 1).float().numpy()
+
+
+def train_ddro(docid_model, collection, config: DDROConfig, out_dir) -> dict:
+    """Run the DDRO phase on `docid_model` in place; returns a summary (timings, pairs, selection)."""
+    from ddro.evaluation import evaluate
+    from ddro.retrieval import GenerativeRetriever
+    from ddro.training.sft import training_arguments
+
+    start = time.perf_counter()
+    train_queries, validation, positives = training_queries(collection, docid_model, config)
+    rankings = (run_file_rankings(config.negatives_run) if config.negatives_run
+                else bm25_rankings(collection, train_queries, config.negatives().depth))
+    pairs = make_pairs(train_queries, positives, rankings, docid_model.table, config.negatives())
+    if not pairs:
+        from ddro.errors import DdroError
+
+        raise DdroError("no DDRO training pairs: the collection has no usable training or pseudo queries")
+    mined = time.perf_counter()
+    dataset = PairDataset(pairs, docid_model)
+    ref_model = None
+    if config.precompute_ref_log_probs:
+        precompute_reference(docid_model, dataset)
+    else:
+        ref_model = copy.deepcopy(docid_model.model).eval().requires_grad_(False)
+    referenced = time.perf_counter()
+
+    retriever = GenerativeRetriever(docid_model)
+    val_qrels = {q.query_id: {docid_model.table.doc_ids[d]: 1 for d in positives[q.query_id]} for q in validation}
+
+    def validation_rr10() -> float:
+        if not validation:
+            return 0.0
+        docid_model.model.eval()
+        run = retriever.search(validation, k=10, num_beams=config.validation_beams, progress=False)
+        return evaluate(run, val_qrels, [q.query_id for q in validation], ["RR@10"])["aggregate"]["RR@10"]
+
+    selection = ValidationSelection(validation_rr10, config.eval_steps, config.patience, docid_model.model)
+    args = training_arguments(
+        out_dir, StageConfig(config.epochs, config.learning_rate, config.batch_size), config.seed, lr_scheduler_type="cosine", warmup_steps=config.warmup_ratio,
+        max_grad_norm=config.max_grad_norm, save_strategy="no", logging_steps=max(1, config.eval_steps // 2),
+        train_sampling_strategy="random",
+    )
+    trainer = DDROTrainer(model=docid_model.model, args=args, train_dataset=dataset, data_collator=PairCollator(docid_model),
+                          ddro_config=config, ref_model=ref_model, callbacks=[selection])
+    with contextlib.redirect_stdout(sys.stderr):
+        trainer.train()
+    docid_model.model.load_state_dict(selection.best_state)
+    docid_model.model.eval()
+    done = time.perf_counter()
+    return {
+        "pairs": len(pairs), "train_queries": len(train_queries), "validation_queries": len(validation),
+        "selected_step": selection.best_step, "validation_rr10": selection.best,
+        "validation_history": selection.history, "steps": trainer.state.global_step,
+        "mining_seconds": round(mined - start, 2), "reference_seconds": round(referenced - mined, 2),
+        "training_seconds": round(done - referenced, 2), "seconds": round(done - start, 2),
+        "config": asdict(config),
+    }
+

@@ -1,0 +1,159 @@
+"""DDRO on a tiny model: the loss through the model against plain PyTorch, negatives, training."""
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from ddro.collections import Query, load_collection
+from ddro.docids import DocidConfig, build_docids
+from ddro.docids.table import DocidTable
+from ddro.models import build_docid_model, get_preset
+from ddro.training.ddro import DDROConfig, PairCollator, PairDataset, pair_logps, train_ddro, training_queries
+from ddro.training.ddro_loss import LOSS_TYPES, ddro_loss
+from ddro.training.negatives import NegativeConfig, Pair, draw_negatives, make_pairs, parse_bands
+
+from conftest import write_beir
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    collection = load_collection(write_beir(tmp_path_factory.mktemp("c") / "tiny", n_docs=30), test_fraction=0.3)
+    preset = get_preset("tiny")
+    table = build_docids(collection, DocidConfig(**preset.docids))
+    model = build_docid_model(preset, table, [d.text for d in collection.docs], seed=0)
+    return collection, model
+
+
+def plain_logp(model, query_ids, labels):
+    """log p(docid | query) by an explicit decoder input and a loop over the label tokens."""
+    start = model.config.decoder_start_token_id
+    tokens = [t for t in labels.tolist() if t != -100]
+    decoder_input = torch.tensor([[start] + tokens[:-1]])
+    logits = model(input_ids=query_ids.unsqueeze(0), decoder_input_ids=decoder_input).logits[0]
+    logp = torch.log_softmax(logits, -1)
+    return sum(logp[i, t] for i, t in enumerate(tokens))
+
+
+@pytest.mark.parametrize("loss_type", LOSS_TYPES)
+def test_loss_and_gradients_through_the_model_match_plain_pytorch(tiny, loss_type):
+    collection, docid_model = tiny
+    model = docid_model.model.train(False)
+    reference = copy.deepcopy(model)
+    with torch.no_grad():  # a reference that differs from the policy
+        for p in reference.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    pairs = [Pair("q", collection.docs[i].title, i, (i + 7) % 30) for i in range(5)]
+    dataset = PairDataset(pairs, docid_model)
+    batch = PairCollator(docid_model)([dataset[i] for i in range(len(pairs))])
+    with torch.no_grad():
+        ref_c, ref_r = pair_logps(reference, batch)
+    chosen, rejected = pair_logps(model, batch)
+    loss = ddro_loss(chosen, rejected, ref_c, ref_r, 0.4, loss_type)[0].mean()
+    grads = torch.autograd.grad(loss, [p for p in model.parameters() if p.requires_grad], allow_unused=True)
+
+    plain = []
+    for row in range(len(pairs)):
+        ids = batch["input_ids"][row][batch["attention_mask"][row] == 1]
+        pc = plain_logp(model, ids, batch["chosen_labels"][row])
+        pr = plain_logp(model, ids, batch["rejected_labels"][row])
+        with torch.no_grad():
+            rc = plain_logp(reference, ids, batch["chosen_labels"][row])
+            rr = plain_logp(reference, ids, batch["rejected_labels"][row])
+        h = (pc - rc) - (pr - rr)
+        plain.append({"sigmoid": -torch.nn.functional.logsigmoid(0.4 * h), "hinge": torch.relu(1 - 0.4 * h),
+                      "ipo": (h - 1 / 0.8) ** 2}[loss_type])
+    plain_loss = torch.stack(plain).mean()
+    plain_grads = torch.autograd.grad(plain_loss, [p for p in model.parameters() if p.requires_grad], allow_unused=True)
+    assert torch.allclose(loss, plain_loss, atol=1e-5)
+    for g, h in zip(grads, plain_grads):
+        if g is None or h is None:
+            assert g is None and h is None
+        else:
+            assert torch.allclose(g, h, atol=1e-5)
+
+
+def test_negatives_respect_bands_and_exclusions():
+    ranking = [f"d{i}" for i in range(1000)]
+    config = NegativeConfig(per_query=6, bands=parse_bands("1-10,11-100,101-1000"), proportions=(1, 1, 1))
+    picks = draw_negatives(ranking, {"d0", "d1", "d2"}, config, np.random.default_rng(0))
+    ranks = sorted(int(d[1:]) for d in picks)
+    assert len(picks) == 6 == len(set(picks)) and not {0, 1, 2} & set(ranks)
+    assert sum(r < 10 for r in ranks) == 2 and sum(10 <= r < 100 for r in ranks) == 2 and sum(r >= 100 for r in ranks) == 2
+    short = draw_negatives(ranking[:12], set(), config, np.random.default_rng(0))
+    assert len(short) == 6  # bands 2 and 3 are nearly empty: refilled from what is left
+    assert NegativeConfig(per_query=8, proportions=(2, 1, 1)).counts() == [4, 2, 2]
+
+
+def test_pairs_never_use_a_relevant_document_or_its_docid():
+    codes = np.array([[0, 1], [0, 1], [2, 3], [4, 5], [6, 7]])
+    table = DocidTable("pq", ["a", "b", "c", "d", "e"], codes, [f"t{i}" for i in range(8)], True, collision_policy="share")
+    pairs = make_pairs([Query("q", "text")], {"q": [0]}, {"q": ["b", "a", "c", "d", "e", "zzz"]}, table,
+                       NegativeConfig(per_query=5, bands=((1, 10),), proportions=(1,)))
+    assert {p.rejected for p in pairs} == {2, 3, 4}  # not a (relevant), not b (same docid), not unknown zzz
+    assert all(p.chosen == 0 for p in pairs)
+
+
+def test_validation_is_the_part_sft_held_out(tiny):
+    from ddro.collections.base import validation_part
+    from ddro.training.sft import stage_examples_for
+
+    collection, model = tiny
+    model = copy.copy(model)
+    examples = stage_examples_for(collection, model, get_preset("tiny"))
+    held = validation_part(collection.split.train, 0.2)
+    assert model.validation_fraction == 0.2 and held
+    kept = [q for q in collection.qrels if q.query_id in collection.split.train and q.query_id not in held and q.relevance > 0]
+    assert len(examples["query"]) == len(kept) * get_preset("tiny").query_repeats
+    train, validation, _ = training_queries(collection, model, DDROConfig())
+    assert {q.query_id for q in validation} == held
+    train, validation, positives = training_queries(collection, model, DDROConfig(validation_fraction=0.5))
+    test_ids = set(collection.split.test)
+    assert validation and train and not ({q.query_id for q in train} & {q.query_id for q in validation})
+    assert not ({q.query_id for q in train + validation} & test_ids)
+    train, validation, _ = training_queries(collection, model, DDROConfig(pseudo_queries=10))
+    assert sum(q.query_id.startswith("pseudo:") for q in train + validation) == 10
+
+
+def test_train_ddro_selects_on_validation_and_keeps_the_best_weights(tiny, tmp_path):
+    collection, docid_model = tiny
+    model = copy.deepcopy(docid_model)
+    config = DDROConfig(epochs=4, batch_size=8, learning_rate=3e-3, per_query=4, eval_steps=2, patience=100,
+                        validation_beams=4, bands=((1, 10), (11, 30)), band_proportions=(1, 1))
+    summary = train_ddro(model, collection, config, tmp_path / "ddro")
+    history = summary["validation_history"]
+    assert summary["pairs"] > 0 and summary["steps"] > 0 and history[0][0] == 0 and len(history) > 2
+    best_step, best = max(history, key=lambda h: (h[1], -h[0]))
+    assert summary["validation_rr10"] == best and summary["selected_step"] == best_step
+    if best_step == 0:  # nothing beat the SFT weights: they are kept
+        for a, b in zip(model.model.state_dict().values(), docid_model.model.state_dict().values()):
+            assert torch.equal(a, b)
+
+
+def test_training_raises_chosen_minus_rejected(tiny, tmp_path):
+    from ddro.training.ddro import DDROTrainer, precompute_reference
+    from ddro.training.sft import training_arguments
+    from ddro.models.presets import StageConfig
+
+    collection, docid_model = tiny
+    model = copy.deepcopy(docid_model)
+    pairs = [Pair("q", collection.docs[i].title, i, (i + 11) % 30) for i in range(30)]
+    dataset = PairDataset(pairs, model)
+    precompute_reference(model, dataset)
+    batch = PairCollator(model)([dataset[i] for i in range(len(pairs))])
+
+    def margin():
+        with torch.no_grad():
+            chosen, rejected = pair_logps(model.model.eval(), batch)
+        return float((chosen - rejected).mean())
+
+    before = margin()
+    args = training_arguments(tmp_path / "t", StageConfig(5, 3e-3, 10), 0, save_strategy="no", disable_tqdm=True,
+                              lr_scheduler_type="cosine", train_sampling_strategy="random")
+    trainer = DDROTrainer(model=model.model, args=args, train_dataset=dataset, data_collator=PairCollator(model),
+                          ddro_config=DDROConfig())
+    trainer.train()
+    assert margin() > before + 1.0
+    logged = [h for h in trainer.state.log_history if "rewards/margins" in h]
+    assert logged and logged[-1]["rewards/accuracies"] > 0.5
