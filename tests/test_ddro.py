@@ -113,7 +113,8 @@ def test_validation_is_the_part_sft_held_out(tiny):
     assert validation and train and not ({q.query_id for q in train} & {q.query_id for q in validation})
     assert not ({q.query_id for q in train + validation} & test_ids)
     train, validation, _ = training_queries(collection, model, DDROConfig(pseudo_queries=10))
-    assert sum(q.query_id.startswith("pseudo:") for q in train + validation) == 10
+    assert sum(q.query_id.startswith("pseudo:") for q in train) == 10
+    assert {q.query_id for q in validation} == held  # real queries validate while there are any
 
 
 def test_train_ddro_selects_on_validation_and_keeps_the_best_weights(tiny, tmp_path):
@@ -157,3 +158,16 @@ def test_training_raises_chosen_minus_rejected(tiny, tmp_path):
     assert margin() > before + 1.0
     logged = [h for h in trainer.state.log_history if "rewards/margins" in h]
     assert logged and logged[-1]["rewards/accuracies"] > 0.5
+
+
+def test_a_bare_corpus_trains_and_validates_on_fresh_pseudo_queries(tiny):
+    collection, model = tiny
+    bare = copy.copy(collection)
+    bare.split = type(collection.split)("all-test", (), tuple(q.query_id for q in collection.queries))
+    train, validation, positives = training_queries(bare, model, DDROConfig())
+    assert train and validation
+    assert all(q.query_id.startswith("pseudo:") for q in train + validation)
+    for q in train + validation:
+        doc = collection.docs[positives[q.query_id][0]]
+        assert q.text not in (doc.title, doc.text.split(". ")[0] + ".")  # not what SFT's stage 2 saw first
+        assert q.text in doc.text

@@ -46,7 +46,7 @@ class DDROConfig:
     beta: float = field(default=0.4, metadata={"help": "strength of the reference constraint (paper: 0.4)"})
     loss_type: str = field(default="sigmoid", metadata={"help": "sigmoid (paper), hinge or ipo"})
     nll_weight: float = field(default=0.0, metadata={"help": "weight of a next-token loss on the chosen docid"})
-    learning_rate: float = 1e-5
+    learning_rate: float = field(default=3e-5, metadata={"help": "chosen on Cranfield's validation queries"})
     epochs: float = 3.0
     batch_size: int = 16
     warmup_ratio: float = 0.1
@@ -56,11 +56,11 @@ class DDROConfig:
     band_proportions: tuple = (1.0, 1.0, 1.0)
     bands: tuple = ((1, 100), (101, 500), (501, 1000))
     negatives_run: str | None = field(default=None, metadata={"help": "TREC/MS MARCO run file to mine instead of BM25"})
-    pseudo_queries: int | None = field(default=None, metadata={
-        "help": "pseudo-queries used as extra training queries (default: 0 with training queries, 2000 without)"})
+    pseudo_queries: int = field(default=2000, metadata={
+        "help": "pseudo-queries (one per document, at most this many) added to the training queries"})
     validation_fraction: float | None = field(default=None, metadata={
         "help": "training queries held out for selection (default: the part SFT held out, else 0.2)"})
-    eval_steps: int = 50
+    eval_steps: int = 25
     patience: int = 3
     validation_beams: int = 20
     seed: int = 0
@@ -72,11 +72,11 @@ class DDROConfig:
 def training_queries(collection, docid_model, config: DDROConfig):
     """`(train queries, validation queries, positives)`.
 
-    Real training queries when the split has them; pseudo-queries otherwise, or in addition with
-    `pseudo_queries`. DDRO's pseudo-queries are random spans drawn with a seed of their own and
+    The split's training queries plus up to `pseudo_queries` pseudo-queries (one per sampled
+    document; with hundreds of training queries, pairs from them alone overfit within minutes). DDRO's pseudo-queries are random spans drawn with a seed of their own and
     never the title or first sentence, which SFT's stage 2 already trained on. The validation part
     is the one SFT held out (`validation_fraction` recorded on the model) unless the config names
-    another fraction.
+    another fraction; it is drawn from the real queries when there are any, else from pseudo-queries.
     """
     from ddro.collections.base import validation_part
     from ddro.training.instances import extractive_pseudo_queries
@@ -85,7 +85,7 @@ def training_queries(collection, docid_model, config: DDROConfig):
     qrels = collection.qrels_dict(collection.split.train)
     positives = {qid: [index[d] for d, rel in docs.items() if rel > 0] for qid, docs in qrels.items()}
     queries = collection.queries_of("train")
-    n_pseudo = config.pseudo_queries if config.pseudo_queries is not None else (0 if queries else 2000)
+    n_pseudo = config.pseudo_queries
     if n_pseudo:
         rng = np.random.default_rng(config.seed)
         for doc in sorted(rng.permutation(len(collection.docs))[:n_pseudo].tolist()):
@@ -96,7 +96,9 @@ def training_queries(collection, docid_model, config: DDROConfig):
                 positives[qid] = [doc]
     fraction = config.validation_fraction if config.validation_fraction is not None else (
         docid_model.validation_fraction or DEFAULT_VALIDATION_FRACTION)
-    held = validation_part([q.query_id for q in queries], fraction)
+    # Real queries validate whenever there are any: pseudo-queries are only a stand-in for them.
+    real = [q.query_id for q in queries if not q.query_id.startswith("pseudo:")]
+    held = validation_part(real or [q.query_id for q in queries], fraction)
     return [q for q in queries if q.query_id not in held], [q for q in queries if q.query_id in held], positives
 
 
