@@ -103,3 +103,17 @@ def test_pretrained_checkpoint_from_a_local_folder(small, tmp_path):
     assert model.tokenizer.convert_ids_to_tokens(int(model.docid_token_ids[7])) == "<doc_7>"
     with pytest.raises(DdroError, match="cannot be loaded"):
         build_docid_model(replace(get_preset("tiny"), architecture="pretrained", model=str(tmp_path / "nope")), table, None)
+
+
+def test_variable_length_title_docids_match_exhaustive_scoring(small):
+    collection, _ = small
+    table = build_docids(collection, DocidConfig(scheme="title"))
+    model = build_docid_model(get_preset("tiny"), table, [d.text for d in collection.docs], seed=5)
+    model.model.eval()
+    retriever = GenerativeRetriever(model)
+    queries = collection.queries[:3]
+    beam = retriever.search(queries, k=10, num_beams=40, progress=False)
+    exact = retriever.exhaustive_search(queries, k=10, progress=False)
+    for query in queries:
+        assert [d for d, _ in beam[query.query_id]] == [d for d, _ in exact[query.query_id]]
+        assert np.allclose([s for _, s in beam[query.query_id]], [s for _, s in exact[query.query_id]], atol=1e-4)

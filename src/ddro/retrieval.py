@@ -47,7 +47,8 @@ class GenerativeRetriever:
 
         `num_beams` docids are generated per query (at least `k`); with the `share` policy a docid
         may add several documents, so a run can hold more than `num_beams` documents before the
-        cut at `k`.
+        cut at `k`. With `length_penalty=0` a continuation never scores above its prefix, so
+        transformers' stopping test (`early_stopping=False`) is exact for variable-length docids.
         """
         model = self.docid_model.model
         device = next(model.parameters()).device
@@ -61,7 +62,7 @@ class GenerativeRetriever:
             inputs = {name: t.to(device) for name, t in self.docid_model.encode([q.text for q in batch]).items()}
             out = model.generate(
                 **inputs, num_beams=num_beams, num_return_sequences=num_beams, max_new_tokens=self.max_new_tokens,
-                length_penalty=0.0, early_stopping=True, do_sample=False, logits_processor=[processor],
+                length_penalty=0.0, early_stopping=False, do_sample=False, logits_processor=[processor],
                 decoder_start_token_id=self.docid_model.decoder_start_token_id,
                 eos_token_id=self.docid_model.eos_token_id, pad_token_id=model.config.pad_token_id or 0,
                 output_scores=True, return_dict_in_generate=True,
