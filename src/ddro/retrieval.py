@@ -93,10 +93,11 @@ class GenerativeRetriever:
         from transformers.modeling_outputs import BaseModelOutput
 
         from ddro.scoring import sequence_logprobs
+        from ddro.training.sft import label_batch
 
         model = self.docid_model.model
         device = next(model.parameters()).device
-        labels = _labels(self.sequences).to(device)
+        labels = label_batch(torch.from_numpy(self.sequences), range(len(self.sequences))).to(device)
         encoder = model.get_encoder()
         out = np.zeros((len(queries), len(self.sequences)), dtype=np.float32)
         for q, query in enumerate(tqdm(queries, desc="scoring every docid", unit="query", disable=not progress)):
@@ -119,12 +120,6 @@ class GenerativeRetriever:
             order = np.argsort(-scores[q], kind="stable")[:k]
             run[query.query_id] = [(self.doc_ids[i], float(scores[q, i])) for i in order]
         return run
-
-
-def _labels(sequences: np.ndarray) -> torch.Tensor:
-    labels = torch.from_numpy(sequences[:, : int((sequences >= 0).sum(1).max())].copy())
-    labels[labels < 0] = -100
-    return labels
 
 
 def _until_eos(tokens: np.ndarray, eos: int) -> np.ndarray:

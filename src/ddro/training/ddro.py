@@ -34,6 +34,7 @@ from ddro.models.presets import StageConfig
 from ddro.scoring import sequence_logprobs
 from ddro.training.ddro_loss import ddro_loss
 from ddro.training.negatives import NegativeConfig, Pair, bm25_rankings, make_pairs, run_file_rankings
+from ddro.training.sft import label_batch, pad_input_ids, training_arguments
 
 
 DEFAULT_VALIDATION_FRACTION = 0.2
@@ -122,23 +123,12 @@ class PairCollator:
         self.pad_id = docid_model.tokenizer.pad_token_id
         self.labels = torch.from_numpy(docid_model.docid_sequences())
 
-    def _labels(self, docs):
-        labels = self.labels[docs]
-        labels = labels[:, : int((labels >= 0).sum(1).max())].clone()
-        labels[labels < 0] = -100
-        return labels
-
     def __call__(self, batch):
-        width = max(len(b["input_ids"]) for b in batch)
-        input_ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
-        attention_mask = torch.zeros_like(input_ids)
-        for row, item in enumerate(batch):
-            input_ids[row, : len(item["input_ids"])] = torch.tensor(item["input_ids"])
-            attention_mask[row, : len(item["input_ids"])] = 1
+        input_ids, attention_mask = pad_input_ids([b["input_ids"] for b in batch], self.pad_id)
         return {
             "input_ids": input_ids, "attention_mask": attention_mask,
-            "chosen_labels": self._labels([b["chosen"] for b in batch]),
-            "rejected_labels": self._labels([b["rejected"] for b in batch]),
+            "chosen_labels": label_batch(self.labels, [b["chosen"] for b in batch]),
+            "rejected_labels": label_batch(self.labels, [b["rejected"] for b in batch]),
             "ref_logps": torch.tensor(np.stack([b["ref"] for b in batch])),
         }
 
@@ -239,7 +229,6 @@ def train_ddro(docid_model, collection, config: DDROConfig, out_dir) -> dict:
     """Run the DDRO phase on `docid_model` in place; returns a summary (timings, pairs, selection)."""
     from ddro.evaluation import evaluate
     from ddro.retrieval import GenerativeRetriever
-    from ddro.training.sft import training_arguments
 
     start = time.perf_counter()
     train_queries, validation, positives = training_queries(collection, docid_model, config)
