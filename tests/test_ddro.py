@@ -171,3 +171,16 @@ def test_a_bare_corpus_trains_and_validates_on_fresh_pseudo_queries(tiny):
         doc = collection.docs[positives[q.query_id][0]]
         assert q.text not in (doc.title, doc.text.split(". ")[0] + ".")  # not what SFT's stage 2 saw first
         assert q.text in doc.text
+
+
+def test_negatives_from_trec_and_msmarco_run_files(tmp_path):
+    from ddro.errors import DdroError
+    from ddro.training.negatives import run_file_rankings
+
+    (tmp_path / "run.trec").write_text("q1 Q0 b 1 3.0 x\nq1 Q0 a 2 2.0 x\nq2 Q0 c 1 1.0 x\n")
+    (tmp_path / "run.tsv").write_text("q1\tb\t2\nq1\ta\t1\n")
+    assert run_file_rankings(tmp_path / "run.trec") == {"q1": ["b", "a"], "q2": ["c"]}
+    assert run_file_rankings(tmp_path / "run.tsv") == {"q1": ["a", "b"]}
+    (tmp_path / "bad.tsv").write_text("q1\ta\t1\nq1\tb\n")
+    with pytest.raises(DdroError, match="bad.tsv:2"):
+        run_file_rankings(tmp_path / "bad.tsv")

@@ -16,7 +16,6 @@ directory holds everything a fresh process needs (weights as safetensors, tokeni
 from __future__ import annotations
 
 import json
-import shutil
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,11 +95,6 @@ class DocidModel:
         return cls(model, AutoTokenizer.from_pretrained(folder / "tokenizer"), DocidTable.load(folder / "docids"),
                    np.load(folder / "docid_token_ids.npy"), meta["architecture"], meta["eos_token_id"],
                    meta["decoder_start_token_id"], meta["max_input_tokens"], meta.get("validation_fraction", 0.0))
-
-    def copy_to(self, folder: Path) -> None:
-        """Save, replacing `folder` (used for the best/final checkpoint of a training run)."""
-        shutil.rmtree(folder, ignore_errors=True)
-        self.save(folder)
 
 
 def build_docid_model(preset, table: DocidTable, corpus_texts, seed: int = 0) -> DocidModel:
