@@ -22,6 +22,7 @@ def test_cranfield_counts_and_records():
     assert c.queries[9].query_id == "10" and c.queries[9].text.startswith("are real-gas transport properties for air")
     assert c.queries[-1] == ("225", "what design factors can be used to control lift-drag ratios at mach numbers above 5 .")
     assert c.qrels[0] == ("1", "184", 3)  # code 2 -> relevance 3
+    assert c.qrels[9] == ("1", "57", 3)
     assert c.qrels[-1] == ("225", "1188", 0)  # code -1 (source document) -> not relevant
     assert sum(q.relevance == 4 for q in c.qrels) == 128
     assert any("renumbered" in n for n in c.notes) and any("code -1" in n for n in c.notes)
@@ -55,12 +56,13 @@ def test_lisa_counts_records_and_policies():
     assert c.docs[-1].doc_id == "6004" and c.docs[-1].title.startswith("THE ORGANIZATION AND USE OF INFORMATION")
     assert c.queries[0].query_id == "1" and c.queries[0].text.startswith("I AM INTERESTED IN THE IDENTIFICATION")
     assert c.queries[0].text.endswith("ASSOCIATIVE MEMORY.")  # the closing '#' is not text
+    assert c.queries[9].query_id == "10" and c.queries[9].text.startswith("I AM INTERESTED IN INFORMATION ON THE PROVISION")
     assert c.queries[-1].query_id == "35"
     # LISARJ.NUM judges queries 22 and 23, which LISA.REL lacks.
     judged = {q.query_id for q in c.qrels}
     assert {"21", "22", "23"} <= judged
     assert [q.doc_id for q in c.qrels if q.query_id == "22"] == ["5699"]
-    assert c.qrels[0] == ("1", "3392", 1) and c.qrels[-1] == ("35", "3799", 1)
+    assert c.qrels[0] == ("1", "3392", 1) and c.qrels[9] == ("4", "604", 1) and c.qrels[-1] == ("35", "3799", 1)
     notes = " ".join(c.notes)
     assert "1998, 1999, 2000, 2001" in notes and "1993-1997" in notes and "without a 'Document N' header" in notes
 
