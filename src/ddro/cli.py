@@ -159,11 +159,11 @@ def cmd_search(args) -> int:
     collection = load_collection(args.collection, args.test_fraction)
     queries = collection.queries if args.queries == "all" else collection.queries_of(args.queries)
     start = time.perf_counter()
-    run = retriever.search(queries, k=args.k, num_beams=max(args.beams, args.k if args.beams_at_least_k else 1),
-                           batch_size=args.batch_size)
+    beams = max(args.beams, args.k if args.beams_at_least_k else 1)
+    run = retriever.search(queries, k=args.k, num_beams=beams, batch_size=args.batch_size)
     seconds = time.perf_counter() - start
     write_trec_run(run, Path(args.out), args.tag)
-    print(f"search: {len(queries)} {args.queries} queries, beams {args.beams}, "
+    print(f"search: {len(queries)} {args.queries} queries, beams {beams}, "
           f"{len(queries) / max(seconds, 1e-9):.2f} queries/s -> {args.out}")
     return 0
 
@@ -175,8 +175,9 @@ def cmd_eval(args) -> int:
 
     collection = load_collection(args.collection, args.test_fraction)
     run = read_trec_run(Path(args.run))
-    query_ids = [q.query_id for q in (collection.queries_of(args.queries) if args.queries != "all"
-                                      else collection.queries) if q.query_id in set(collection.judged_query_ids())]
+    judged = set(collection.judged_query_ids())
+    queries = collection.queries if args.queries == "all" else collection.queries_of(args.queries)
+    query_ids = [q.query_id for q in queries if q.query_id in judged]
     result = evaluate(run, collection.qrels_dict(query_ids), query_ids)
     print(json.dumps({"run": args.run, "queries": len(query_ids), "split": collection.split.describe(),
                       "measures": result["aggregate"]}, indent=2))
@@ -216,6 +217,7 @@ def preset_from_args(args):
 
 def _add_model_options(parser) -> None:
     from ddro.models import DEFAULT_PRESET, PRESETS
+    from ddro.models.presets import STAGES
 
     parser.add_argument("--preset", default=DEFAULT_PRESET, choices=list(PRESETS),
                         help=f"model and training preset (default: {DEFAULT_PRESET})")
@@ -226,13 +228,11 @@ def _add_model_options(parser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--untied-output", action="store_true",
                         help="give the decoder an output head of its own instead of tying it to the embeddings")
-    from ddro.models.presets import STAGES
-
     for stage in STAGES:
         parser.add_argument(f"--{stage}-epochs", type=float, default=None, help=f"epochs of stage {stage} (default: the preset's)")
         parser.add_argument(f"--{stage}-learning-rate", type=float, default=None, help=f"learning rate of stage {stage}")
         parser.add_argument(f"--{stage}-batch-size", type=int, default=None, help=f"batch size of stage {stage}")
-    parser.add_argument("--replay", type=float, default=None, help="earlier-stage examples mixed into each later "
+    parser.add_argument("--replay", type=float, default=None, help="examples of stages 1-2 mixed into the query "
                         "stage, as a multiple of its own size (default: the preset's)")
     parser.add_argument("--query-repeats", type=int, default=None, help="times each training query is repeated in stage 3")
     parser.add_argument("--pseudo-queries-per-doc", type=int, default=None, help="pseudo-queries per document (stage 2)")

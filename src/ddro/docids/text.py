@@ -89,17 +89,25 @@ def url_string(doc, rule: str = "paper") -> str:
     return " ".join(" ".join(p for p in parts if p).split())
 
 
-def terms_strings(docs, n_terms: int) -> list[str]:
+def document_tfidf(docs):
+    """`(CSR matrix [docs, terms], term array)` of title + text: words of two or more letters,
+    English stop words out, sublinear tf; `(None, None)` when no document has such a word."""
     from sklearn.feature_extraction.text import TfidfVectorizer
 
-    if n_terms < 1:
-        raise DdroError(f"--terms must be at least 1 (got {n_terms})")
     vectorizer = TfidfVectorizer(stop_words="english", token_pattern=r"(?u)\b[^\W\d_]{2,}\b", sublinear_tf=True)
     try:
         matrix = vectorizer.fit_transform([f"{d.title} {d.text}" for d in docs]).tocsr()
     except ValueError:  # every document is empty or stop words only
+        return None, None
+    return matrix, vectorizer.get_feature_names_out()
+
+
+def terms_strings(docs, n_terms: int) -> list[str]:
+    if n_terms < 1:
+        raise DdroError(f"--terms must be at least 1 (got {n_terms})")
+    matrix, terms = document_tfidf(docs)
+    if matrix is None:
         return [f"document {d.doc_id}" for d in docs]
-    terms = vectorizer.get_feature_names_out()
     df = np.bincount(matrix.indices, minlength=len(terms))
     out = []
     for i, doc in enumerate(tqdm(docs, desc="key terms", unit="doc")):

@@ -31,15 +31,10 @@ def _rng(seed: int, doc: int, salt: int) -> np.random.Generator:
 
 
 def index_examples(docs, passages_per_doc: int, passage_words: int, seed: int) -> list[Example]:
-    from sklearn.feature_extraction.text import TfidfVectorizer
+    from ddro.docids.text import document_tfidf
 
     out: list[Example] = []
-    vectorizer = TfidfVectorizer(stop_words="english", token_pattern=r"(?u)\b[^\W\d_]{2,}\b", sublinear_tf=True)
-    try:
-        tfidf = vectorizer.fit_transform([f"{d.title} {d.text}" for d in docs]).tocsr()
-        terms = vectorizer.get_feature_names_out()
-    except ValueError:
-        tfidf, terms = None, None
+    tfidf, terms = document_tfidf(docs)
     for i, doc in enumerate(docs):
         if doc.title:
             out.append((doc.title, i))
