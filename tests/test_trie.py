@@ -86,32 +86,6 @@ def test_memory_stays_small_for_random_pq_docids():
     assert trie.n_nodes < len(codes) // 4
 
 
-def test_generate_with_trie_processor_returns_only_docids():
-    from transformers import LogitsProcessorList, T5Config, T5ForConditionalGeneration
-
-    from ddro.decoding.processor import TrieLogitsProcessor
-
-    torch.manual_seed(0)
-    config = T5Config(vocab_size=64, d_model=32, d_ff=64, num_layers=1, num_heads=2, d_kv=16,
-                      decoder_start_token_id=0, pad_token_id=0, eos_token_id=1)
-    model = T5ForConditionalGeneration(config).eval()
-    rng = np.random.default_rng(1)
-    lengths = rng.integers(2, 5, size=30)
-    seqs = np.full((30, 5), -1)
-    for i, n in enumerate(lengths):  # variable-length docids over tokens 2..63, EOS-terminated
-        seqs[i, :n] = rng.integers(2, 64, size=n)
-        seqs[i, n] = 1
-    trie = DocidTrie(seqs, 64)
-    valid = {tuple(s[s != -1]) for s in seqs}
-    out = model.generate(
-        input_ids=torch.randint(2, 64, (3, 7)), num_beams=8, num_return_sequences=8, max_new_tokens=6,
-        logits_processor=LogitsProcessorList([TrieLogitsProcessor(trie, eos_token_id=1)]), do_sample=False,
-    )
-    for row in out.tolist():
-        tokens = tuple(row[1: row.index(1) + 1])  # up to and with the first EOS
-        assert tokens in valid
-
-
 def test_prefixes_of_different_lengths_in_one_call():
     rng = np.random.default_rng(3)
     seqs, vocab = random_table(rng, fixed=False)

@@ -18,6 +18,7 @@ _LAZY = {
     "DocidTable": "ddro.docids",
     "build_docids": "ddro.docids",
     "DocidTrie": "ddro.decoding",
+    "beam_search": "ddro.decoding.beam",
     "DocidModel": "ddro.models",
     "GenerativeRetriever": "ddro.retrieval",
     "BM25Retriever": "ddro.bm25",

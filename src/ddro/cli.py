@@ -155,12 +155,15 @@ def cmd_search(args) -> int:
     from ddro.retrieval import GenerativeRetriever
     from ddro.runs import write_trec_run
 
-    retriever = GenerativeRetriever.load(args.model)
+    import torch
+
+    retriever = GenerativeRetriever.load(args.model, args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     collection = load_collection(args.collection, args.test_fraction)
     queries = collection.queries if args.queries == "all" else collection.queries_of(args.queries)
     start = time.perf_counter()
     beams = max(args.beams, args.k if args.beams_at_least_k else 1)
-    run = retriever.search(queries, k=args.k, num_beams=beams, batch_size=args.batch_size)
+    run = retriever.search(queries, k=args.k, num_beams=beams, batch_size=args.batch_size,
+                           length_penalty=args.length_penalty)
     seconds = time.perf_counter() - start
     write_trec_run(run, Path(args.out), args.tag)
     print(f"search: {len(queries)} {args.queries} queries, beams {beams}, "
@@ -288,7 +291,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--beams", type=int, default=100, help="beam width (default: 100)")
     p.add_argument("--beams-at-least-k", action=argparse.BooleanOptionalAction, default=True,
                    help="widen the beam to k when it is narrower (default: on)")
-    p.add_argument("--batch-size", type=int, default=8, help="queries per generate call")
+    p.add_argument("--batch-size", type=int, default=8, help="queries per beam search call")
+    p.add_argument("--length-penalty", type=float, default=0.0,
+                   help="rank by log p(docid) / length**L (default 0: the raw sequence log-probability)")
+    p.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
     p.add_argument("--tag", default="ddro", help="run tag in the TREC file")
     p.set_defaults(func=cmd_search)
 

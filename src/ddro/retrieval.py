@@ -13,7 +13,6 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ddro.decoding.processor import TrieLogitsProcessor
 from ddro.decoding.trie import DocidTrie
 
 
@@ -42,44 +41,38 @@ class GenerativeRetriever:
         return [self.doc_ids[i] for i in self._docs_of.get(tuple(int(t) for t in tokens), [])]
 
     @torch.inference_mode()
-    def search(self, queries, k: int = 100, num_beams: int = 100, batch_size: int = 8, progress: bool = True):
+    def search(self, queries, k: int = 100, num_beams: int = 100, batch_size: int = 8, progress: bool = True,
+               length_penalty: float = 0.0):
         """Rank documents for each query: `{query_id: [(doc_id, score), ...]}`, best first.
 
-        `num_beams` docids are generated per query (at least `k`); with the `share` policy a docid
-        may add several documents, so a run can hold more than `num_beams` documents before the
-        cut at `k`. With `length_penalty=0` a continuation never scores above its prefix, so
-        transformers' stopping test (`early_stopping=False`) is exact for variable-length docids.
+        `num_beams` docids are generated per query (at least `k`) by `ddro.decoding.beam_search`;
+        with the `share` policy a docid may add several documents, so a run can hold more than
+        `num_beams` documents before the cut at `k`. `length_penalty=0` ranks by the docid's
+        sequence log-probability; other values divide it by `length ** length_penalty`.
         """
+        from ddro.decoding.beam import beam_search
+
         model = self.docid_model.model
         device = next(model.parameters()).device
-        num_beams = max(num_beams, 1)
-        processor = TrieLogitsProcessor(self.trie, eos_token_id=self.docid_model.eos_token_id,
-                                        decoder_start_tokens=1)
         run: dict[str, list[tuple[str, float]]] = {}
         batches = range(0, len(queries), batch_size)
         for start in tqdm(batches, desc="searching", unit="batch", disable=not progress):
             batch = queries[start:start + batch_size]
             inputs = {name: t.to(device) for name, t in self.docid_model.encode([q.text for q in batch]).items()}
-            out = model.generate(
-                **inputs, num_beams=num_beams, num_return_sequences=num_beams, max_new_tokens=self.max_new_tokens,
-                length_penalty=0.0, early_stopping=False, do_sample=False, logits_processor=[processor],
-                decoder_start_token_id=self.docid_model.decoder_start_token_id,
-                eos_token_id=self.docid_model.eos_token_id, pad_token_id=model.config.pad_token_id or 0,
-                output_scores=True, return_dict_in_generate=True,
-            )
-            sequences = out.sequences[:, 1:].cpu().numpy()
-            scores = out.sequences_scores.cpu().numpy()
+            found = beam_search(model, inputs, num_beams=num_beams, max_new_tokens=self.max_new_tokens,
+                                decoder_start_token_id=self.docid_model.decoder_start_token_id, trie=self.trie,
+                                length_penalty=length_penalty)
+            sequences, scores = found.sequences.cpu().numpy(), found.scores.cpu().numpy()
             for q, query in enumerate(batch):
                 ranked: list[tuple[str, float]] = []
                 seen: set[str] = set()
-                rows = range(q * num_beams, (q + 1) * num_beams)
-                for row in sorted(rows, key=lambda r: -scores[r]):
-                    if not np.isfinite(scores[row]):
-                        continue
-                    for doc_id in self.docs_for(_until_eos(sequences[row], self.docid_model.eos_token_id)):
+                for tokens, score in zip(sequences[q], scores[q]):
+                    if not np.isfinite(score):
+                        break
+                    for doc_id in self.docs_for(tokens[tokens >= 0]):
                         if doc_id not in seen:
                             seen.add(doc_id)
-                            ranked.append((doc_id, float(scores[row])))
+                            ranked.append((doc_id, float(score)))
                 run[query.query_id] = ranked[:k]
         return run
 
@@ -121,7 +114,3 @@ class GenerativeRetriever:
             run[query.query_id] = [(self.doc_ids[i], float(scores[q, i])) for i in order]
         return run
 
-
-def _until_eos(tokens: np.ndarray, eos: int) -> np.ndarray:
-    hits = np.flatnonzero(tokens == eos)
-    return tokens[: hits[0] + 1] if len(hits) else tokens

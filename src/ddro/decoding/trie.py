@@ -139,47 +139,52 @@ class DocidTrie:
         values = codes[rows, depth.clamp(max=self.max_len - 1)].to(torch.int64)
         return torch.where(depth < self.max_len, values, torch.full_like(values, PAD))
 
-    @staticmethod
-    def _select(depth, where):
-        return depth if isinstance(depth, int) else depth[where]
+    def _singleton_rows(self, states):
+        """Row of each singleton state (0 for other states, which callers mask out)."""
+        return (-states - 1).clamp(0, self.n - 1)
 
     def advance(self, states, tokens, depth):
         """States after appending `tokens` (one per state) at position `depth` (0-based; an int,
-        or a tensor with one depth per state)."""
+        or a tensor with one depth per state).
+
+        Computed for every state at once and masked, so that no step waits on the device
+        (no boolean indexing, no `.any()`).
+        """
         import torch
 
         t = self._t(states.device)
         tokens = tokens.to(torch.int64)
-        out = torch.full_like(states, DEAD)
+        dead = torch.full_like(states, DEAD)
         node = states >= 0
-        if node.any() and len(self.edge_key):
-            keys = states[node] * self.vocab_size + tokens[node]
-            idx = torch.searchsorted(t["edge_key"], keys).clamp(max=len(self.edge_key) - 1)
-            found = t["edge_key"][idx] == keys
-            out[node] = torch.where(found, t["edge_child"][idx].to(torch.int64), torch.full_like(keys, DEAD))
         single = (states < 0) & (states != DEAD)
-        if single.any():
-            ok = self._codes_at(-states[single] - 1, self._select(depth, single)) == tokens[single]
-            out[single] = torch.where(ok, states[single], torch.full_like(tokens[single], DEAD))
-        return out
+        if len(self.edge_key):
+            keys = states.clamp(min=0) * self.vocab_size + tokens
+            idx = torch.searchsorted(t["edge_key"], keys).clamp(max=len(self.edge_key) - 1)
+            child = torch.where(t["edge_key"][idx] == keys, t["edge_child"][idx].to(torch.int64), dead)
+        else:
+            child = dead
+        follows = self._codes_at(self._singleton_rows(states), depth) == tokens
+        return torch.where(node, child, torch.where(single & follows, states, dead))
 
     def allowed(self, states, depth):
         """Allowed next tokens as index lists: `(state_index, token)` tensors, node edges in
-        token order. `depth` (the prefix length) is an int or one per state."""
+        token order. `depth` (the prefix length) is an int or one per state.
+
+        The lists' sizes are the only values read back from the device (two reads per call)."""
         import torch
 
         t = self._t(states.device)
-        node_pos = torch.nonzero(states >= 0).flatten()
-        starts = t["node_edge_start"][states[node_pos]]
-        counts = t["node_edge_start"][states[node_pos] + 1] - starts
-        owner = torch.repeat_interleave(node_pos, counts)
-        offsets = torch.arange(int(counts.sum()), device=states.device) - torch.repeat_interleave(
-            torch.cumsum(counts, 0) - counts, counts)
-        node_tokens = t["edge_key"][torch.repeat_interleave(starts, counts) + offsets] % self.vocab_size
-        single_pos = torch.nonzero((states < 0) & (states != DEAD)).flatten()
-        single_tokens = self._codes_at(-states[single_pos] - 1, self._select(depth, single_pos))
-        live = single_tokens != PAD
-        return torch.cat([owner, single_pos[live]]), torch.cat([node_tokens, single_tokens[live]])
+        node = states >= 0
+        parent = states.clamp(min=0, max=max(self.n_nodes - 1, 0))
+        starts = t["node_edge_start"][parent]
+        counts = torch.where(node, t["node_edge_start"][(parent + 1).clamp(max=self.n_nodes)] - starts, 0)
+        total = int(counts.sum())
+        owner = torch.repeat_interleave(torch.arange(len(states), device=states.device), counts, output_size=total)
+        first = torch.repeat_interleave(starts - (torch.cumsum(counts, 0) - counts), counts, output_size=total)
+        node_tokens = t["edge_key"][first + torch.arange(total, device=states.device)] % self.vocab_size
+        single_tokens = self._codes_at(self._singleton_rows(states), depth)
+        single_pos = torch.nonzero((states < 0) & (states != DEAD) & (single_tokens != PAD)).flatten()
+        return torch.cat([owner, single_pos]), torch.cat([node_tokens, single_tokens[single_pos]])
 
     def allowed_mask(self, states, depth, vocab_size: int | None = None):
         """Boolean [batch, vocab] mask of allowed next tokens."""
@@ -195,15 +200,10 @@ class DocidTrie:
         import torch
 
         t = self._t(states.device)
-        done = torch.zeros_like(states, dtype=torch.bool)
-        node = states >= 0
-        if node.any():
-            # Padding sorts first, so a docid ending at this node is the node's first row.
-            done[node] = self._codes_at(t["node_lo"][states[node]], self._select(depth, node)) == PAD
-        single = (states < 0) & (states != DEAD)
-        if single.any():
-            done[single] = self._codes_at(-states[single] - 1, self._select(depth, single)) == PAD
-        return done
+        # Padding sorts first, so a docid ending at a node is the node's first row.
+        node_rows = t["node_lo"][states.clamp(min=0, max=max(self.n_nodes - 1, 0))] if self.n_nodes else states.clamp(min=0)
+        rows = torch.where(states >= 0, node_rows, self._singleton_rows(states))
+        return (self._codes_at(rows, depth) == PAD) & (states != DEAD)
 
     def rows_of(self, state: int) -> np.ndarray:
         """Indices (into the original sequences) of the docids below a state."""
