@@ -184,3 +184,19 @@ def test_negatives_from_trec_and_msmarco_run_files(tmp_path):
     (tmp_path / "bad.tsv").write_text("q1\ta\t1\nq1\tb\n")
     with pytest.raises(DdroError, match="bad.tsv:2"):
         run_file_rankings(tmp_path / "bad.tsv")
+
+
+def test_model_negatives_are_the_models_own_top_mistakes(tiny):
+    from ddro.retrieval import GenerativeRetriever
+    from ddro.training.ddro import model_rankings
+
+    collection, docid_model = tiny
+    queries = collection.queries_of("train")[:3]
+    rankings = model_rankings(docid_model, queries, depth=10)
+    run = GenerativeRetriever(docid_model).search(queries, k=10, num_beams=10, progress=False)
+    assert rankings == {qid: [d for d, _ in ranked] for qid, ranked in run.items()}
+    _, _, positives = training_queries(collection, docid_model, DDROConfig(pseudo_queries=0))
+    config = NegativeConfig(per_query=3, bands=((1, 10),), proportions=(1.0,))
+    for pair in make_pairs(queries, positives, rankings, docid_model.table, config):
+        rejected = docid_model.table.doc_ids[pair.rejected]
+        assert rejected in rankings[pair.query_id][:10] and pair.rejected not in positives[pair.query_id]

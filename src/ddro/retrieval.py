@@ -7,6 +7,7 @@ several documents (collision policy `share`) stands for all of them, in collecti
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,17 @@ import torch
 from tqdm.auto import tqdm
 
 from ddro.decoding.trie import DocidTrie
+
+
+@contextmanager
+def _inference(model):
+    """Dropout off while searching or scoring, the caller's mode restored afterwards."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
 
 
 class GenerativeRetriever:
@@ -59,9 +71,10 @@ class GenerativeRetriever:
         for start in tqdm(batches, desc="searching", unit="batch", disable=not progress):
             batch = queries[start:start + batch_size]
             inputs = {name: t.to(device) for name, t in self.docid_model.encode([q.text for q in batch]).items()}
-            found = beam_search(model, inputs, num_beams=num_beams, max_new_tokens=self.max_new_tokens,
-                                decoder_start_token_id=self.docid_model.decoder_start_token_id, trie=self.trie,
-                                length_penalty=length_penalty)
+            with _inference(model):
+                    found = beam_search(model, inputs, num_beams=num_beams, max_new_tokens=self.max_new_tokens,
+                                    decoder_start_token_id=self.docid_model.decoder_start_token_id,
+                                    trie=self.trie, length_penalty=length_penalty)
             sequences, scores = found.sequences.cpu().numpy(), found.scores.cpu().numpy()
             for q, query in enumerate(batch):
                 ranked: list[tuple[str, float]] = []
@@ -83,16 +96,24 @@ class GenerativeRetriever:
         The exact ranking a beam search approaches; affordable for small corpora (one decoder
         pass per docid per query).
         """
-        from transformers.modeling_outputs import BaseModelOutput
-
-        from ddro.scoring import sequence_logprobs
         from ddro.training.sft import label_batch
 
         model = self.docid_model.model
         device = next(model.parameters()).device
         labels = label_batch(torch.from_numpy(self.sequences), range(len(self.sequences))).to(device)
-        encoder = model.get_encoder()
         out = np.zeros((len(queries), len(self.sequences)), dtype=np.float32)
+        with _inference(model):
+            self._score_into(out, queries, labels, chunk_size, progress)
+        return out
+
+    def _score_into(self, out, queries, labels, chunk_size, progress) -> None:
+        from transformers.modeling_outputs import BaseModelOutput
+
+        from ddro.scoring import sequence_logprobs
+
+        model = self.docid_model.model
+        device = labels.device
+        encoder = model.get_encoder()
         for q, query in enumerate(tqdm(queries, desc="scoring every docid", unit="query", disable=not progress)):
             inputs = {name: t.to(device) for name, t in self.docid_model.encode([query.text]).items()}
             hidden = encoder(**inputs).last_hidden_state
@@ -103,7 +124,6 @@ class GenerativeRetriever:
                     model, chunk, encoder_outputs=BaseModelOutput(last_hidden_state=hidden.expand(n, -1, -1)),
                     attention_mask=inputs["attention_mask"].expand(n, -1),
                 ).cpu().numpy()
-        return out
 
     def exhaustive_search(self, queries, k: int = 100, progress: bool = True):
         """The run of `score_all`: every document ranked by its docid's log-probability."""

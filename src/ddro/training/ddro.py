@@ -57,6 +57,8 @@ class DDROConfig:
     band_proportions: tuple = (1.0, 1.0, 1.0)
     bands: tuple = ((1, 100), (101, 500), (501, 1000))
     negatives_run: str | None = field(default=None, metadata={"help": "TREC/MS MARCO run file to mine instead of BM25"})
+    model_negatives: bool = field(default=False, metadata={
+        "help": "mine the SFT model's own constrained-search ranking of the training queries instead of BM25"})
     pseudo_queries: int = field(default=2000, metadata={
         "help": "pseudo-queries (one per document, at most this many) added to the training queries"})
     validation_fraction: float | None = field(default=None, metadata={
@@ -225,6 +227,14 @@ def precompute_reference(docid_model, dataset: PairDataset, batch_size: int = 64
             dataset.ref[start:start + len(chosen)] = torch.stack([chosen, rejected], 1).float().numpy()
 
 
+def model_rankings(docid_model, queries, depth: int) -> dict[str, list[str]]:
+    """The model's own rankings (constrained search, beam = depth): its hardest mistakes."""
+    from ddro.retrieval import GenerativeRetriever
+
+    run = GenerativeRetriever(docid_model).search(queries, k=depth, num_beams=depth)
+    return {qid: [doc_id for doc_id, _ in ranked] for qid, ranked in run.items()}
+
+
 def train_ddro(docid_model, collection, config: DDROConfig, out_dir) -> dict:
     """Run the DDRO phase on `docid_model` in place; returns a summary (timings, pairs, selection)."""
     from ddro.evaluation import evaluate
@@ -232,8 +242,12 @@ def train_ddro(docid_model, collection, config: DDROConfig, out_dir) -> dict:
 
     start = time.perf_counter()
     train_queries, validation, positives = training_queries(collection, docid_model, config)
-    rankings = (run_file_rankings(config.negatives_run) if config.negatives_run
-                else bm25_rankings(collection, train_queries, config.negatives().depth))
+    if config.negatives_run:
+        rankings = run_file_rankings(config.negatives_run)
+    elif config.model_negatives:
+        rankings = model_rankings(docid_model, train_queries, config.negatives().depth)
+    else:
+        rankings = bm25_rankings(collection, train_queries, config.negatives().depth)
     pairs = make_pairs(train_queries, positives, rankings, docid_model.table, config.negatives())
     if not pairs:
         from ddro.errors import DdroError
