@@ -132,13 +132,16 @@ def test_train_ddro_selects_on_validation_and_keeps_the_best_weights(tiny, tmp_p
             assert torch.equal(a, b)
 
 
-def test_training_raises_chosen_minus_rejected(tiny, tmp_path):
+@pytest.mark.parametrize("encoder_lr_scale", [1.0, 0.0])
+def test_training_raises_chosen_minus_rejected(tiny, tmp_path, encoder_lr_scale):
+    """A few steps raise the margin; with `encoder_lr_scale=0` the decoder alone learns it."""
     from ddro.training.ddro import DDROTrainer, precompute_reference
     from ddro.training.sft import training_arguments
     from ddro.models.presets import StageConfig
 
     collection, docid_model = tiny
     model = copy.deepcopy(docid_model)
+    encoder_before = {k: v.clone() for k, v in model.model.encoder.state_dict().items()}
     pairs = [Pair("q", collection.docs[i].title, i, (i + 11) % 30) for i in range(30)]
     dataset = PairDataset(pairs, model)
     precompute_reference(model, dataset)
@@ -153,11 +156,14 @@ def test_training_raises_chosen_minus_rejected(tiny, tmp_path):
     args = training_arguments(tmp_path / "t", StageConfig(5, 3e-3, 10), 0, save_strategy="no", disable_tqdm=True,
                               lr_scheduler_type="cosine", train_sampling_strategy="random")
     trainer = DDROTrainer(model=model.model, args=args, train_dataset=dataset, data_collator=PairCollator(model),
-                          ddro_config=DDROConfig())
+                          ddro_config=DDROConfig(encoder_lr_scale=encoder_lr_scale))
     trainer.train()
     assert margin() > before + 1.0
     logged = [h for h in trainer.state.log_history if "rewards/margins" in h]
     assert logged and logged[-1]["rewards/accuracies"] > 0.5
+    encoder_after = model.model.encoder.state_dict()
+    unchanged = all(torch.equal(encoder_before[k], encoder_after[k]) for k in encoder_before)
+    assert unchanged == (encoder_lr_scale == 0.0)
 
 
 def test_a_bare_corpus_trains_and_validates_on_fresh_pseudo_queries(tiny):

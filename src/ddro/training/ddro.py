@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
-from transformers import Trainer, TrainerCallback
+from transformers import TrainerCallback
 from transformers.modeling_outputs import BaseModelOutput
 
 from ddro.collections.base import Query
@@ -34,7 +34,7 @@ from ddro.models.presets import StageConfig
 from ddro.scoring import sequence_logprobs
 from ddro.training.ddro_loss import ddro_loss
 from ddro.training.negatives import NegativeConfig, Pair, bm25_rankings, make_pairs, run_file_rankings
-from ddro.training.sft import label_batch, pad_input_ids, training_arguments
+from ddro.training.sft import DocidTrainer, label_batch, pad_input_ids, training_arguments
 
 
 DEFAULT_VALIDATION_FRACTION = 0.2
@@ -48,6 +48,8 @@ class DDROConfig:
     loss_type: str = field(default="sigmoid", metadata={"help": "sigmoid (paper), hinge or ipo"})
     nll_weight: float = field(default=0.0, metadata={"help": "weight of a next-token loss on the chosen docid"})
     learning_rate: float = field(default=3e-5, metadata={"help": "chosen on Cranfield's validation queries"})
+    encoder_lr_scale: float = field(default=1.0, metadata={
+        "help": "the encoder's learning rate as a fraction of --learning-rate (0 trains the decoder alone)"})
     epochs: float = 3.0
     batch_size: int = 16
     warmup_ratio: float = 0.1
@@ -146,12 +148,12 @@ def pair_logps(model, batch) -> tuple[torch.Tensor, torch.Tensor]:
     return logps[: len(chosen)], logps[len(chosen):]
 
 
-class DDROTrainer(Trainer):
+class DDROTrainer(DocidTrainer):
     """Trainer with the DDRO loss; logs `rewards/chosen`, `rewards/rejected`, `rewards/margins`,
     `rewards/accuracies` averaged over the steps since the last log."""
 
     def __init__(self, *args, ddro_config: DDROConfig, ref_model=None, **kwargs):
-        super().__init__(*args, **kwargs)
+        super().__init__(*args, encoder_lr_scale=ddro_config.encoder_lr_scale, **kwargs)
         self.ddro_config = ddro_config
         self.ref_model = ref_model
         self._stored: dict[str, list[float]] = {}
