@@ -163,7 +163,9 @@ def run_pipeline(config: RunConfig) -> dict:
     }
     if ddro_summary is not None:
         metrics["ddro"] = {k: v for k, v in ddro_summary.items() if k != "config"}
-        metrics["timings"]["ddro_over_sft"] = round(metrics["timings"]["ddro_seconds"] / max(metrics["timings"]["sft_seconds"], 1e-9), 3)
+        # SFT's training time from its stages, also when --resume loaded the model instead of training it.
+        sft_training = sum(v for k, v in stage_timings.items() if k.endswith("_seconds"))
+        metrics["timings"]["ddro_over_sft"] = round(metrics["timings"]["ddro_seconds"] / max(sft_training, 1e-9), 3)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     write_report(metrics, out)
     return metrics
