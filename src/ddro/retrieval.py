@@ -72,7 +72,7 @@ class GenerativeRetriever:
             batch = queries[start:start + batch_size]
             inputs = {name: t.to(device) for name, t in self.docid_model.encode([q.text for q in batch]).items()}
             with _inference(model):
-                    found = beam_search(model, inputs, num_beams=num_beams, max_new_tokens=self.max_new_tokens,
+                found = beam_search(model, inputs, num_beams=num_beams, max_new_tokens=self.max_new_tokens,
                                     decoder_start_token_id=self.docid_model.decoder_start_token_id,
                                     trie=self.trie, length_penalty=length_penalty)
             sequences, scores = found.sequences.cpu().numpy(), found.scores.cpu().numpy()

@@ -39,9 +39,12 @@ class BeamSearchResult:
     scores: torch.Tensor
 
 
-def _decoder_step(model, encoder_outputs, attention_mask, last_tokens, cache):
+def _cache_argument(model) -> str:
     # transformers renamed `past_key_values` to `cache` (5.x); take whichever this version has.
-    name = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
+def _decoder_step(model, name, encoder_outputs, attention_mask, last_tokens, cache):
     out = model(encoder_outputs=encoder_outputs, attention_mask=attention_mask,
                 decoder_input_ids=last_tokens[:, None], use_cache=True, **{name: cache})
     return torch.log_softmax(out.logits[:, -1].float(), dim=-1), getattr(out, name)
@@ -78,10 +81,10 @@ def beam_search(model, inputs: dict, *, num_beams: int, max_new_tokens: int, dec
     states = trie.root_states(batch, device) if constrained else None
     done_scores = torch.full((batch, k), float("-inf"), device=device)
     done_tokens = torch.full((batch, k, max_new_tokens), PAD, dtype=torch.long, device=device)
-    cache = None
+    cache, cache_name = None, _cache_argument(model)
     encoder_outputs, mask_rows = BaseModelOutput(last_hidden_state=hidden), attention_mask
     for step in range(max_new_tokens):
-        logp, cache = _decoder_step(model, encoder_outputs, mask_rows, last, cache)
+        logp, cache = _decoder_step(model, cache_name, encoder_outputs, mask_rows, last, cache)
         vocab = logp.shape[-1]
         if constrained:
             rows, tokens = trie.allowed(states, step)
