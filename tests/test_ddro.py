@@ -198,7 +198,7 @@ def test_model_negatives_are_the_models_own_top_mistakes(tiny):
 
     collection, docid_model = tiny
     queries = collection.queries_of("train")[:3]
-    rankings = model_rankings(docid_model, queries, depth=10)
+    rankings = model_rankings(GenerativeRetriever(docid_model), queries, depth=10)
     run = GenerativeRetriever(docid_model).search(queries, k=10, num_beams=10, progress=False)
     assert rankings == {qid: [d for d, _ in ranked] for qid, ranked in run.items()}
     _, _, positives = training_queries(collection, docid_model, DDROConfig(pseudo_queries=0))
@@ -206,3 +206,31 @@ def test_model_negatives_are_the_models_own_top_mistakes(tiny):
     for pair in make_pairs(queries, positives, rankings, docid_model.table, config):
         rejected = docid_model.table.doc_ids[pair.rejected]
         assert rejected in rankings[pair.query_id][:10] and pair.rejected not in positives[pair.query_id]
+
+
+@pytest.mark.parametrize("dropout", [False, True])
+def test_rewards_start_at_zero_because_dropout_is_off(tiny, tmp_path, dropout):
+    """Before any update the policy is the reference: with dropout off (the default) every reward is
+    exactly 0 and the loss log 2, although the Trainer has put the model in training mode."""
+    from ddro.training.ddro import DDROTrainer, precompute_reference
+    from ddro.training.sft import training_arguments
+    from ddro.models.presets import StageConfig
+
+    collection, docid_model = tiny
+    model = copy.deepcopy(docid_model)
+    assert any(isinstance(m, torch.nn.Dropout) and m.p > 0 for m in model.model.modules())
+    pairs = [Pair("q", collection.docs[i].title, i, (i + 11) % 30) for i in range(30)]
+    dataset = PairDataset(pairs, model)
+    precompute_reference(model, dataset)
+    args = training_arguments(tmp_path / "t", StageConfig(1, 1e-3, 30), 0, save_strategy="no", disable_tqdm=True)
+    trainer = DDROTrainer(model=model.model, args=args, train_dataset=dataset, data_collator=PairCollator(model),
+                          ddro_config=DDROConfig(dropout=dropout))
+    model.model.train()
+    torch.manual_seed(0)
+    with torch.no_grad():
+        loss = trainer.compute_loss(model.model, PairCollator(model)([dataset[i] for i in range(30)]))
+    margins = trainer._stored["rewards/margins"][0]
+    if dropout:
+        assert abs(margins) > 1e-3 and abs(float(loss) - np.log(2)) > 1e-4
+    else:
+        assert margins == pytest.approx(0.0, abs=1e-5) and float(loss) == pytest.approx(np.log(2), abs=1e-6)

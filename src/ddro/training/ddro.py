@@ -54,6 +54,10 @@ class DDROConfig:
     # gradients still count in the clipped norm (as measured), only its learning rate is zero.
     encoder_lr_scale: float = field(default=0.0, metadata={
         "help": "the encoder's learning rate as a fraction of --learning-rate (default 0: the decoder alone)"})
+    # TRL's DPO turns dropout off too: the reference log-probabilities are taken without it, and
+    # with it the policy's log-probabilities of its likeliest docids fall by noise alone, so the
+    # first steps saw negative reward margins (Cranfield: -0.1 to -0.2, accuracy 0.33-0.45).
+    dropout: bool = field(default=False, metadata={"help": "keep the model's dropout on while training"})
     epochs: float = 3.0
     batch_size: int = 16
     warmup_ratio: float = 0.1
@@ -164,6 +168,8 @@ class DDROTrainer(DocidTrainer):
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         cfg = self.ddro_config
+        if not cfg.dropout:
+            model.eval()  # after the Trainer's model.train(); gradients flow the same
         chosen, rejected = pair_logps(model, inputs)
         if self.ref_model is not None:
             with torch.no_grad():
@@ -233,11 +239,9 @@ def precompute_reference(docid_model, dataset: PairDataset, batch_size: int = 64
             dataset.ref[start:start + len(chosen)] = torch.stack([chosen, rejected], 1).float().numpy()
 
 
-def model_rankings(docid_model, queries, depth: int) -> dict[str, list[str]]:
-    """The model's own rankings (constrained search, beam = depth): its hardest mistakes."""
-    from ddro.retrieval import GenerativeRetriever
-
-    run = GenerativeRetriever(docid_model).search(queries, k=depth, num_beams=depth)
+def model_rankings(retriever, queries, depth: int) -> dict[str, list[str]]:
+    """The SFT model's own rankings (constrained search, beam = depth): its hardest mistakes."""
+    run = retriever.search(queries, k=depth, num_beams=depth)
     return {qid: [doc_id for doc_id, _ in ranked] for qid, ranked in run.items()}
 
 
@@ -247,11 +251,12 @@ def train_ddro(docid_model, collection, config: DDROConfig, out_dir) -> dict:
     from ddro.retrieval import GenerativeRetriever
 
     start = time.perf_counter()
+    retriever = GenerativeRetriever(docid_model)
     train_queries, validation, positives = training_queries(collection, docid_model, config)
     if config.negatives_run:
         rankings = run_file_rankings(config.negatives_run)
     elif config.model_negatives:
-        rankings = model_rankings(docid_model, train_queries, config.negatives().depth)
+        rankings = model_rankings(retriever, train_queries, config.negatives().depth)
     else:
         rankings = bm25_rankings(collection, train_queries, config.negatives().depth)
     pairs = make_pairs(train_queries, positives, rankings, docid_model.table, config.negatives())
@@ -268,7 +273,6 @@ def train_ddro(docid_model, collection, config: DDROConfig, out_dir) -> dict:
         ref_model = copy.deepcopy(docid_model.model).eval().requires_grad_(False)
     referenced = time.perf_counter()
 
-    retriever = GenerativeRetriever(docid_model)
     val_qrels = {q.query_id: {docid_model.table.doc_ids[d]: 1 for d in positives[q.query_id]} for q in validation}
 
     def validation_rr10() -> float:

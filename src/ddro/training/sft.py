@@ -83,9 +83,10 @@ class DocidTrainer(Trainer):
             encoder_ids = {id(p) for p in self.model.encoder.parameters()}
             trainable = [p for p in self.model.parameters() if p.requires_grad]
             lr = self.args.learning_rate
+            # The full-rate group first: the Trainer logs the first group's learning rate.
             groups = [
-                {"params": [p for p in trainable if id(p) in encoder_ids], "lr": lr * self.encoder_lr_scale},
                 {"params": [p for p in trainable if id(p) not in encoder_ids], "lr": lr},
+                {"params": [p for p in trainable if id(p) in encoder_ids], "lr": lr * self.encoder_lr_scale},
             ]
             self.optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=lr,
                                                weight_decay=self.args.weight_decay)
