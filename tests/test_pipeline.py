@@ -39,11 +39,17 @@ def test_run_tiny_end_to_end_and_resume(beir_dir, tmp_path, capsys):
     summary = capsys.readouterr().out.strip().splitlines()
     assert len(summary) == 1 and summary[0].startswith("run: tiny 5 test queries: RR@10 bm25")
     first = check_run_folder(out, 5)
+    trained = (out / "ddro_summary.json").stat().st_mtime_ns
     assert main(args) == 2  # the folder exists
     assert "--resume" in capsys.readouterr().err
     assert main(args + ["--resume"]) == 0
     again = json.loads((out / "metrics.json").read_text())
     assert again["systems"] == first["systems"]
+    reused = (out / "ddro_summary.json").stat().st_mtime_ns
+    assert reused == trained  # same settings: the phase was loaded, not trained again
+    assert main(args + ["--resume", "--beta", "0.2"]) == 0  # other DDRO settings: the phase is trained again
+    assert (out / "ddro_summary.json").stat().st_mtime_ns != reused
+    assert json.loads((out / "ddro_summary.json").read_text())["config"]["beta"] == 0.2
 
 
 def test_cli_chain_train_search_eval(beir_dir, tmp_path, capsys):

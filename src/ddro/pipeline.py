@@ -12,7 +12,7 @@ import platform
 import shutil
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ddro.errors import DdroError
@@ -63,9 +63,12 @@ def _ddro_phase(docid_model, collection, config: RunConfig, out: Path) -> dict:
 
     model_dir = out / "model-ddro"
     if config.resume and (out / "ddro_summary.json").is_file() and (model_dir / "ddro_model.json").is_file():
-        trained = DocidModel.load(model_dir)
-        docid_model.model.load_state_dict(trained.model.state_dict())
-        return json.loads((out / "ddro_summary.json").read_text())
+        saved = json.loads((out / "ddro_summary.json").read_text())
+        # A phase trained with other DDRO settings is trained again, not silently reused.
+        if saved.get("config") == json.loads(json.dumps(asdict(config.ddro))):
+            trained = DocidModel.load(model_dir)
+            docid_model.model.load_state_dict(trained.model.state_dict())
+            return saved
     summary = train_ddro(docid_model, collection, config.ddro, out / "training" / "ddro")
     docid_model.save(model_dir)
     (out / "ddro_summary.json").write_text(json.dumps(summary, indent=2) + "\n")

@@ -195,7 +195,11 @@ class DDROTrainer(DocidTrainer):
 
 
 class ValidationSelection(TrainerCallback):
-    """Validation RR@10 every `eval_steps`, early stopping, and the best weights kept in memory."""
+    """Validation RR@10 every `eval_steps`, early stopping, and the best weights kept in memory.
+
+    Evaluations during the learning-rate warm-up do not use up patience: a run is not judged
+    before it reaches its learning rate (on NPL, validation RR@10 first dipped, then rose for
+    600 steps; a patience spent in warm-up stopped it at step 75)."""
 
     def __init__(self, evaluate, eval_steps: int, patience: int, model):
         self.evaluate, self.eval_steps, self.patience = evaluate, eval_steps, patience
@@ -205,6 +209,10 @@ class ValidationSelection(TrainerCallback):
         self.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         self.history.append((0, self.best))
         self.bad = 0
+        self.warmup_steps = 0
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.warmup_steps = args.get_warmup_steps(state.max_steps)
 
     def _check(self, state, control, model):
         score = self.evaluate()
@@ -215,7 +223,7 @@ class ValidationSelection(TrainerCallback):
         if score > self.best + 1e-9:
             self.best, self.best_step, self.bad = score, state.global_step, 0
             self.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        else:
+        elif state.global_step >= self.warmup_steps:
             self.bad += 1
             if self.bad >= self.patience:
                 control.should_training_stop = True
