@@ -9,11 +9,11 @@
    log-probabilities of every pair's two docids are computed once before training, so only one
    model is in memory; otherwise a frozen copy scores each batch.
 3. Training on the Hugging Face Trainer: `ddro_loss` (optionally plus `nll_weight` times the
-   chosen docid's next-token loss), cosine schedule with warm-up, gradient clipping; reward
-   margins and accuracies logged.
+   chosen docid's next-token loss), dropout off, cosine schedule with warm-up, gradient clipping;
+   reward margins and accuracies logged.
 4. Selection: RR@10 of constrained search on the validation queries, measured before training and
-   every `eval_steps`; training stops after `patience` evaluations without improvement, and the
-   best weights (possibly the SFT weights themselves) are kept.
+   every `eval_steps`; training stops after `patience` evaluations past the warm-up without
+   improvement, and the best weights (possibly the SFT weights themselves) are kept.
 """
 
 from __future__ import annotations
