@@ -88,3 +88,16 @@ def test_inspect_prints_counts_and_split(beir_dir, capsys):
     assert main(["inspect", "--collection", str(beir_dir)]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["documents"] == 40 and info["split"]["train_queries"] == 5
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--validation-measure", "nope@10"], "not an ir_measures measure"),
+    (["--band-proportions", "1,x"], "expected numbers"),
+    (["--bands", "1-10,11-20", "--band-proportions", "1"], "gives 1 numbers for 2 bands"),
+])
+def test_ddro_option_errors_are_one_line_exit_2(beir_dir, tmp_path, capsys, args, message):
+    out = tmp_path / "out"
+    assert main(["run", "--collection", str(beir_dir), "--out", str(out), "--preset", "tiny"] + args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+    assert not out.exists()

@@ -126,7 +126,7 @@ def test_train_ddro_selects_on_validation_and_keeps_the_best_weights(tiny, tmp_p
     history = summary["validation_history"]
     assert summary["pairs"] > 0 and summary["steps"] > 0 and history[0][0] == 0 and len(history) > 2
     best_step, best = max(history, key=lambda h: (h[1], -h[0]))
-    assert summary["validation_rr10"] == best and summary["selected_step"] == best_step
+    assert summary["validation_score"] == best and summary["selected_step"] == best_step
     if best_step == 0:  # nothing beat the SFT weights: they are kept
         for a, b in zip(model.model.state_dict().values(), docid_model.model.state_dict().values()):
             assert torch.equal(a, b)
@@ -257,3 +257,21 @@ def test_patience_is_not_spent_during_warm_up():
     # evaluations at 10..50 are in warm-up; 60 and 70 spend the patience of 2
     assert state.global_step == 70 and selection.best_step == 0
     assert [step for step, _ in selection.history] == [0, 10, 20, 30, 40, 50, 60, 70]
+
+
+def test_validation_measure_is_the_named_ir_measure_of_the_sft_model_at_step_0(tiny, tmp_path):
+    from ddro.evaluation import evaluate
+    from ddro.retrieval import GenerativeRetriever
+
+    collection, docid_model = tiny
+    model = copy.deepcopy(docid_model)
+    config = DDROConfig(epochs=0.01, batch_size=8, per_query=2, validation_beams=4, validation_measure="nDCG@10",
+                        bands=((1, 10),), band_proportions=(1,))
+    _, validation, positives = training_queries(collection, model, config)
+    run = GenerativeRetriever(docid_model).search(validation, k=4, num_beams=4, progress=False)
+    qrels = {q.query_id: {docid_model.table.doc_ids[d]: 1 for d in positives[q.query_id]} for q in validation}
+    expected = evaluate(run, qrels, [q.query_id for q in validation], ["nDCG@10"])["aggregate"]["nDCG@10"]
+    summary = train_ddro(model, collection, config, tmp_path / "ddro")
+    assert summary["validation_measure"] == "nDCG@10"
+    assert summary["validation_history"][0][1] == pytest.approx(expected)
+    assert expected != evaluate(run, qrels, [q.query_id for q in validation], ["RR@10"])["aggregate"]["RR@10"]

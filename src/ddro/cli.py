@@ -103,6 +103,8 @@ def cmd_train_sft(args) -> int:
 
 
 def ddro_config_from_args(args):
+    import ir_measures
+
     from ddro.training.ddro import DDROConfig
     from ddro.training.negatives import parse_bands
 
@@ -112,6 +114,10 @@ def ddro_config_from_args(args):
         values["band_proportions"] = tuple(float(x) for x in args.band_proportions.split(","))
     except ValueError:
         raise DdroError(f"--band-proportions {args.band_proportions!r}: expected numbers like 1,1,1") from None
+    try:
+        ir_measures.parse_measure(args.validation_measure)
+    except (NameError, ValueError, SyntaxError):  # what ir_measures raises for names it cannot read
+        raise DdroError(f"--validation-measure {args.validation_measure!r}: not an ir_measures measure (e.g. RR@10, nDCG@10)") from None
     if len(values["band_proportions"]) != len(values["bands"]):
         raise DdroError(f"--band-proportions gives {len(values['band_proportions'])} numbers for {len(values['bands'])} bands")
     return DDROConfig(**values)
@@ -145,7 +151,7 @@ def cmd_train_ddro(args) -> int:
         model.save(tmp)
         (tmp / "ddro_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(f"train ddro: {summary['pairs']} pairs from {summary['train_queries']} queries, {summary['steps']} steps, "
-          f"validation RR@10 {summary['validation_rr10']:.3f} (step {summary['selected_step']}); "
+          f"validation {summary['validation_measure']} {summary['validation_score']:.3f} (step {summary['selected_step']}); "
           f"{summary['seconds']:.0f} s -> {out}")
     return 0
 

@@ -11,7 +11,7 @@
 3. Training on the Hugging Face Trainer: `ddro_loss` (optionally plus `nll_weight` times the
    chosen docid's next-token loss), dropout off, cosine schedule with warm-up, gradient clipping;
    reward margins and accuracies logged.
-4. Selection: RR@10 of constrained search on the validation queries, measured before training and
+4. Selection: RR@10 (`validation_measure`) of constrained search on the validation queries, measured before training and
    every `eval_steps`; training stops after `patience` evaluations past the warm-up without
    improvement, and the best weights (possibly the SFT weights themselves) are kept.
 """
@@ -75,6 +75,8 @@ class DDROConfig:
         "help": "training queries held out for selection (default: the part SFT held out, else 0.2)"})
     eval_steps: int = 25
     patience: int = 3
+    validation_measure: str = field(default="RR@10", metadata={
+        "help": "ir_measures measure that selects the weights, over each validation query's top --validation-beams"})
     validation_beams: int = 20
     seed: int = 0
 
@@ -195,14 +197,14 @@ class DDROTrainer(DocidTrainer):
 
 
 class ValidationSelection(TrainerCallback):
-    """Validation RR@10 every `eval_steps`, early stopping, and the best weights kept in memory.
+    """A validation score every `eval_steps`, early stopping, and the best weights kept in memory.
 
     Evaluations during the learning-rate warm-up do not use up patience: a run is not judged
     before it reaches its learning rate (on NPL, validation RR@10 first dipped, then rose for
     600 steps; a patience spent in warm-up stopped it at step 75)."""
 
-    def __init__(self, evaluate, eval_steps: int, patience: int, model):
-        self.evaluate, self.eval_steps, self.patience = evaluate, eval_steps, patience
+    def __init__(self, evaluate, eval_steps: int, patience: int, model, measure: str = "RR@10"):
+        self.evaluate, self.eval_steps, self.patience, self.measure = evaluate, eval_steps, patience, measure
         self.history: list[tuple[int, float]] = []
         self.best = evaluate()
         self.best_step = 0
@@ -218,7 +220,7 @@ class ValidationSelection(TrainerCallback):
         score = self.evaluate()
         model.train()
         self.history.append((state.global_step, score))
-        print(f"validation RR@10 {score:.4f} at step {state.global_step} (best {self.best:.4f} at {self.best_step})",
+        print(f"validation {self.measure} {score:.4f} at step {state.global_step} (best {self.best:.4f} at {self.best_step})",
               file=sys.stderr)
         if score > self.best + 1e-9:
             self.best, self.best_step, self.bad = score, state.global_step, 0
@@ -283,14 +285,16 @@ def train_ddro(docid_model, collection, config: DDROConfig, out_dir) -> dict:
 
     val_qrels = {q.query_id: {docid_model.table.doc_ids[d]: 1 for d in positives[q.query_id]} for q in validation}
 
-    def validation_rr10() -> float:
+    def validation_score() -> float:
         if not validation:
             return 0.0
         docid_model.model.eval()
-        run = retriever.search(validation, k=10, num_beams=config.validation_beams, progress=False)
-        return evaluate(run, val_qrels, [q.query_id for q in validation], ["RR@10"])["aggregate"]["RR@10"]
+        run = retriever.search(validation, k=config.validation_beams, num_beams=config.validation_beams, progress=False)
+        measure = config.validation_measure
+        return evaluate(run, val_qrels, [q.query_id for q in validation], [measure])["aggregate"][measure]
 
-    selection = ValidationSelection(validation_rr10, config.eval_steps, config.patience, docid_model.model)
+    selection = ValidationSelection(validation_score, config.eval_steps, config.patience, docid_model.model,
+                                    config.validation_measure)
     args = training_arguments(
         out_dir, StageConfig(config.epochs, config.learning_rate, config.batch_size), config.seed, lr_scheduler_type="cosine", warmup_steps=config.warmup_ratio,
         max_grad_norm=config.max_grad_norm, save_strategy="no", logging_steps=max(1, config.eval_steps // 2),
@@ -305,7 +309,8 @@ def train_ddro(docid_model, collection, config: DDROConfig, out_dir) -> dict:
     done = time.perf_counter()
     return {
         "pairs": len(pairs), "train_queries": len(train_queries), "validation_queries": len(validation),
-        "selected_step": selection.best_step, "validation_rr10": selection.best,
+        "selected_step": selection.best_step, "validation_measure": config.validation_measure,
+        "validation_score": selection.best,
         "validation_history": selection.history, "steps": trainer.state.global_step,
         "mining_seconds": round(mined - start, 2), "reference_seconds": round(referenced - mined, 2),
         "training_seconds": round(done - referenced, 2), "seconds": round(done - start, 2),
