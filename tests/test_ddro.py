@@ -275,3 +275,14 @@ def test_validation_measure_is_the_named_ir_measure_of_the_sft_model_at_step_0(t
     assert summary["validation_measure"] == "nDCG@10"
     assert summary["validation_history"][0][1] == pytest.approx(expected)
     assert expected != evaluate(run, qrels, [q.query_id for q in validation], ["RR@10"])["aggregate"]["RR@10"]
+
+
+def test_pseudo_queries_fill_a_small_validation_part_up(tiny):
+    collection, model = tiny
+    train_before, held, _ = training_queries(collection, model, DDROConfig(pseudo_queries=20))
+    train, validation, _ = training_queries(collection, model, DDROConfig(pseudo_queries=20, validation_min_queries=8))
+    ids = [q.query_id for q in validation]
+    assert len(ids) == 8 and {q.query_id for q in held} <= set(ids)
+    assert sum(i.startswith("pseudo:") for i in ids) == 8 - len(held)
+    assert not ({q.query_id for q in train} & set(ids))
+    assert len(train) + len(validation) == len(train_before) + len(held)
