@@ -78,7 +78,7 @@ def test_saved_model_gives_the_same_run_in_a_fresh_process(small, tmp_path):
         assert np.allclose([s for _, s in there[query.query_id]], [s for _, s in here[query.query_id]], atol=1e-5)
 
 
-def test_minilm_warm_start_freezes_lower_layers_and_keeps_docid_vocab(small):
+def test_minilm_warm_start_freezes_lower_layers_and_keeps_docid_vocab(small, tmp_path):
     collection, _ = small
     preset = get_preset("cpu")
     table = build_docids(collection, DocidConfig(scheme="pq", encoder="lsa:16", pq_m=2, pq_k=8))
@@ -86,6 +86,11 @@ def test_minilm_warm_start_freezes_lower_layers_and_keeps_docid_vocab(small):
     layers = model.model.encoder.encoder.layer
     assert not any(p.requires_grad for layer in layers[:4] for p in layer.parameters())
     assert all(p.requires_grad for layer in layers[4:] for p in layer.parameters())
+    model.save(tmp_path / "m")  # a loaded model keeps the same parameters frozen (DDRO on a saved SFT model)
+    trainable = {name: p.requires_grad for name, p in model.model.named_parameters()}
+    loaded = DocidModel.load(tmp_path / "m")
+    assert {name: p.requires_grad for name, p in loaded.model.named_parameters()} == trainable
+    assert 0 < sum(trainable.values()) < len(trainable)
     assert model.decoder_vocab_size == 3 + len(table.vocab)
     inputs = model.encode(["wing lift"])
     labels = torch.from_numpy(model.docid_sequences()[:1])

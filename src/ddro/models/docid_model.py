@@ -79,7 +79,10 @@ class DocidModel:
         np.save(folder / "docid_token_ids.npy", self.docid_token_ids)
         meta = {"format": "ddro-model/1", "architecture": self.architecture, "eos_token_id": self.eos_token_id,
                 "decoder_start_token_id": self.decoder_start_token_id, "max_input_tokens": self.max_input_tokens,
-                "validation_fraction": self.validation_fraction}
+                "validation_fraction": self.validation_fraction,
+                # Which parameters the preset froze (e.g. MiniLM's lower layers), so that training a
+                # loaded model (`ddro train ddro --model`) updates and clips the same set as `ddro run`.
+                "frozen_parameters": [name for name, p in self.model.named_parameters() if not p.requires_grad]}
         (folder / MODEL_FILE).write_text(json.dumps(meta, indent=2) + "\n")
 
     @classmethod
@@ -92,6 +95,9 @@ class DocidModel:
         meta = json.loads((folder / MODEL_FILE).read_text())
         loader = EncoderDecoderModel if meta["architecture"] == "minilm-warm" else AutoModelForSeq2SeqLM
         model = loader.from_pretrained(folder / "model").to(device).eval()
+        frozen = set(meta.get("frozen_parameters", ()))
+        for name, parameter in model.named_parameters():
+            parameter.requires_grad_(name not in frozen)
         return cls(model, AutoTokenizer.from_pretrained(folder / "tokenizer"), DocidTable.load(folder / "docids"),
                    np.load(folder / "docid_token_ids.npy"), meta["architecture"], meta["eos_token_id"],
                    meta["decoder_start_token_id"], meta["max_input_tokens"], meta.get("validation_fraction", 0.0))
