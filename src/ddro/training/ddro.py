@@ -11,9 +11,10 @@
 3. Training on the Hugging Face Trainer: `ddro_loss` (optionally plus `nll_weight` times the
    chosen docid's next-token loss), dropout off, cosine schedule with warm-up, gradient clipping;
    reward margins and accuracies logged.
-4. Selection: RR@10 (`validation_measure`) of constrained search on the validation queries, measured before training and
-   every `eval_steps`; training stops after `patience` evaluations past the warm-up without
-   improvement, and the best weights (possibly the SFT weights themselves) are kept.
+4. Selection: RR@10 (`validation_measure`) of constrained search on the validation queries,
+   measured before training and every `eval_steps`; training stops after `patience` evaluations
+   past the warm-up without improvement, and the best weights (possibly the SFT weights
+   themselves) are kept.
 """
 
 from __future__ import annotations
