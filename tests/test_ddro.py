@@ -95,6 +95,21 @@ def test_pairs_never_use_a_relevant_document_or_its_docid():
     assert all(p.chosen == 0 for p in pairs)
 
 
+def test_per_positive_gives_every_relevant_document_its_own_negatives():
+    codes = np.arange(40).reshape(20, 2)
+    table = DocidTable("pq", [f"d{i}" for i in range(20)], codes, [f"t{i}" for i in range(40)], True)
+    ranking = {"q": [f"d{i}" for i in range(20)]}
+    relevant = {"q": [0, 5, 9]}
+    per_query = make_pairs([Query("q", "text")], relevant, ranking, table, NegativeConfig(per_query=4, bands=((1, 20),),
+                                                                                        proportions=(1,)))
+    assert len(per_query) == 4 and {p.chosen for p in per_query} == {0, 5, 9}  # 4 negatives shared by 3 positives
+    config = NegativeConfig(per_query=4, bands=((1, 20),), proportions=(1,), per_positive=True)
+    pairs = make_pairs([Query("q", "text")], relevant, ranking, table, config)
+    assert len(pairs) == 12 and len({p.rejected for p in pairs}) == 12  # 4 each, all distinct
+    assert all(sum(p.chosen == c for p in pairs) == 4 for c in (0, 5, 9))
+    assert not {p.rejected for p in pairs} & {0, 5, 9}
+
+
 def test_validation_is_the_part_sft_held_out(tiny):
     from ddro.collections.base import validation_part
     from ddro.training.sft import stage_examples_for
@@ -178,6 +193,32 @@ def test_a_bare_corpus_trains_and_validates_on_fresh_pseudo_queries(tiny):
         assert q.text not in (doc.title, doc.text.split(". ")[0] + ".")  # not what SFT's stage 2 saw first
         assert q.text in doc.text
 
+
+@pytest.mark.parametrize("source", ["bm25", "run file"])
+def test_pseudo_queries_draw_negatives_among_the_sampled_documents(tiny, tmp_path, source):
+    """A pseudo-query's document is an arbitrary one: its negatives come from the other sampled
+    documents, so no sampled document is only ever raised; real queries keep the whole collection."""
+    from ddro.training.ddro import negative_rankings
+
+    collection, model = tiny
+    config = DDROConfig(pseudo_queries=12, validation_fraction=0.0)
+    train, _, positives = training_queries(collection, model, config)
+    pool = {collection.docs[positives[q.query_id][0]].doc_id for q in train if q.query_id.startswith("pseudo:")}
+    assert 0 < len(pool) < len(collection.docs)
+    if source == "run file":
+        run = tmp_path / "run.txt"
+        run.write_text("".join(f"{q.query_id} {d.doc_id} {r}\n" for q in train
+                               for r, d in enumerate(collection.docs, start=1)))
+        config = DDROConfig(pseudo_queries=12, validation_fraction=0.0, negatives_run=str(run))
+    rankings = negative_rankings(collection, None, train, positives, config)
+    for q in train:
+        if q.query_id.startswith("pseudo:"):
+            assert set(rankings[q.query_id]) == pool  # BM25 searched deep enough to rank every pooled document
+        else:
+            assert len(rankings[q.query_id]) == len(collection.docs)
+    pairs = make_pairs(train, positives, rankings, model.table, config.negatives())
+    rejected = {collection.docs[p.rejected].doc_id for p in pairs if p.query_id.startswith("pseudo:")}
+    assert rejected and rejected <= pool
 
 def test_negatives_from_trec_and_msmarco_run_files(tmp_path):
     from ddro.errors import DdroError

@@ -5,7 +5,8 @@ BM25 top 1,000), or any TREC / MS MARCO run file a user gives. They are drawn fr
 (default 1-100, 101-500, 501-1000) in given proportions, `per_query` per query, never a relevant
 document and never a document whose docid equals a relevant document's docid (a collision would
 make the pair contradict itself). Each negative is paired with the query's relevant documents in
-turn. Where a band holds too few candidates, the missing draws are filled with the best-ranked
+turn; with `per_positive`, `per_query` negatives are drawn for each relevant document (all
+distinct), so a query with many judged documents (NPL: 23 on average) uses every one of them. Where a band holds too few candidates, the missing draws are filled with the best-ranked
 candidates left in any band. Documents of a run file that the collection lacks are ignored.
 Drawing is seeded per query.
 """
@@ -32,20 +33,22 @@ class NegativeConfig:
     per_query: int = field(default=8, metadata={"help": "negatives per query (paper: 16 MS MARCO, 8 NQ)"})
     bands: tuple = ((1, 100), (101, 500), (501, 1000))
     proportions: tuple = (1.0, 1.0, 1.0)
+    per_positive: bool = False
     seed: int = 0
 
     @property
     def depth(self) -> int:
         return max(end for _, end in self.bands)
 
-    def counts(self) -> list[int]:
-        """Draws per band: `per_query` split by the proportions (largest remainder)."""
+    def counts(self, total: int | None = None) -> list[int]:
+        """Draws per band: `total` (default `per_query`) split by the proportions (largest remainder)."""
+        total = self.per_query if total is None else total
         weights = np.asarray(self.proportions, dtype=float)
         if len(weights) != len(self.bands) or (weights < 0).any() or weights.sum() <= 0:
             raise DdroError(f"band proportions {self.proportions} do not fit bands {self.bands}")
-        exact = self.per_query * weights / weights.sum()
+        exact = total * weights / weights.sum()
         counts = np.floor(exact).astype(int)
-        for i in np.argsort(-(exact - counts), kind="stable")[: self.per_query - counts.sum()]:
+        for i in np.argsort(-(exact - counts), kind="stable")[: total - counts.sum()]:
             counts[i] += 1
         return counts.tolist()
 
@@ -61,10 +64,11 @@ def parse_bands(text: str) -> tuple:
     return bands
 
 
-def draw_negatives(ranking: list[str], excluded: set[str], config: NegativeConfig, rng: np.random.Generator) -> list[str]:
-    """Negatives for one query from its ranking (doc ids, best first)."""
+def draw_negatives(ranking: list[str], excluded: set[str], config: NegativeConfig, rng: np.random.Generator,
+                   total: int | None = None) -> list[str]:
+    """`total` (default `per_query`) negatives for one query from its ranking (doc ids, best first)."""
     bands = [[d for d in ranking[lo - 1:hi] if d not in excluded] for lo, hi in config.bands]
-    wanted = config.counts()
+    wanted = config.counts(total)
     chosen: list[str] = []
     shortfall = 0
     for i, (band, n) in enumerate(zip(bands, wanted)):
@@ -90,7 +94,8 @@ def make_pairs(queries, positives: dict[str, list[int]], rankings: dict[str, lis
         ranking = [d for d in rankings.get(query.query_id, []) if d in index]
         excluded |= {d for d in ranking if table.docid(index[d]) in relevant_docids}
         rng = np.random.default_rng([config.seed, _stable_hash(query.query_id)])
-        negatives = draw_negatives(ranking, excluded, config, rng)
+        total = config.per_query * (len(relevant) if config.per_positive else 1)
+        negatives = draw_negatives(ranking, excluded, config, rng, total)
         for k, doc_id in enumerate(negatives):
             pairs.append(Pair(query.query_id, query.text, relevant[k % len(relevant)], index[doc_id]))
     return pairs
@@ -102,11 +107,16 @@ def _stable_hash(text: str) -> int:
     return int.from_bytes(hashlib.sha1(text.encode()).digest()[:8], "little")
 
 
-def bm25_rankings(collection, queries, depth: int) -> dict[str, list[str]]:
+def bm25_rankings(collection, groups: list[tuple[list, int]]) -> dict[str, list[str]]:
+    """BM25 rankings of each `(queries, depth)` group, from one index of the collection."""
     from ddro.bm25 import BM25Retriever
 
-    run = BM25Retriever().index(collection.docs).search(queries, k=min(depth, len(collection.docs)))
-    return {qid: [doc_id for doc_id, _ in ranked] for qid, ranked in run.items()}
+    retriever = BM25Retriever().index(collection.docs)
+    rankings: dict[str, list[str]] = {}
+    for queries, depth in groups:
+        run = retriever.search(queries, k=min(depth, len(collection.docs))) if queries else {}
+        rankings |= {qid: [doc_id for doc_id, _ in ranked] for qid, ranked in run.items()}
+    return rankings
 
 
 def run_file_rankings(path) -> dict[str, list[str]]:
