@@ -2,9 +2,10 @@
 
 1. Pairs: the training queries minus a validation part (the part SFT held out, by the SHA-1 rule
    of `collections.base.validation_part`; never a test query), each relevant document against `per_query`
-   negatives from BM25's top 1,000 in rank bands (`ddro.training.negatives`). Without training
-   queries, pseudo-queries stand in (each one's document is its positive), and part of them
-   validates.
+   negatives from BM25's top 1,000 in rank bands (`ddro.training.negatives`), plus up to
+   `pseudo_queries` pseudo-queries (each one's document is its positive, its negatives drawn
+   among the other pseudo-queries' documents: `negative_rankings`). Without training queries,
+   pseudo-queries stand in for them, and part of them validates.
 2. Reference: the SFT model itself, frozen. By default (`precompute_ref_log_probs`) its
    log-probabilities of every pair's two docids are computed once before training, so only one
    model is in memory; otherwise a frozen copy scores each batch.
