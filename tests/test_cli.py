@@ -101,3 +101,20 @@ def test_ddro_option_errors_are_one_line_exit_2(beir_dir, tmp_path, capsys, args
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0]
     assert not out.exists()
+
+
+def test_every_dataclass_option_states_its_default():
+    import argparse
+    import dataclasses
+
+    from ddro.cli import add_dataclass_options
+    from ddro.training.ddro import DDROConfig
+
+    parser = argparse.ArgumentParser()
+    skip = ("bands", "band_proportions", "seed")  # as `ddro train ddro` does: parsed by hand
+    add_dataclass_options(parser, DDROConfig, skip=skip)
+    options = {a.dest: a for a in parser._actions if a.dest != "help"}
+    assert set(options) == {f.name for f in dataclasses.fields(DDROConfig)} - set(skip)
+    assert all("(default: " in a.help for a in options.values())
+    assert options["dropout"].help.endswith("(default: off)")
+    assert options["precompute_ref_log_probs"].help == "(default: on)"

@@ -32,7 +32,9 @@ def add_dataclass_options(parser: argparse.ArgumentParser, cls, skip=()) -> None
         flag = "--" + f.name.replace("_", "-")
         help_text = f.metadata.get("help", "")
         if kind is None:
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=help_text)
+            state = "on" if f.default else "off"
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default,
+                                help=f"{help_text} (default: {state})".strip())
         else:
             parser.add_argument(flag, type=kind, default=f.default, help=f"{help_text} (default: {f.default})".strip())
 
