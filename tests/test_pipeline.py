@@ -66,6 +66,10 @@ def test_cli_chain_train_search_eval(beir_dir, tmp_path, capsys):
     assert result["queries"] == 5 and SYSTEM_KEYS <= set(result["measures"])
     lines = run.read_text().splitlines()
     assert len(lines) == 25 and all(len(line.split()) == 6 for line in lines)
+    half = tmp_path / "bf16.trec"
+    assert main(["search", "--model", str(model), "--collection", str(beir_dir), "--out", str(half), "--k", "5",
+                 "--beams", "5", "--dtype", "bf16"]) == 0
+    assert "bf16" in capsys.readouterr().out and len(half.read_text().splitlines()) == 25
 
 
 def test_train_rejects_a_table_of_another_collection(beir_dir, tmp_path, capsys):

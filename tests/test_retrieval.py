@@ -78,6 +78,28 @@ def test_saved_model_gives_the_same_run_in_a_fresh_process(small, tmp_path):
         assert np.allclose([s for _, s in there[query.query_id]], [s for _, s in here[query.query_id]], atol=1e-5)
 
 
+def test_bf16_search_scores_its_docids_close_to_fp32(small, tmp_path):
+    """Weights in bf16, scores still log-probabilities: each returned docid's score is within bf16's
+    rounding of the fp32 model's exhaustive log-probability of that docid."""
+    collection, model = small
+    model.save(tmp_path / "m")
+    with pytest.raises(DdroError, match="dtype 'int8'"):
+        GenerativeRetriever.load(tmp_path / "m", dtype="int8")
+    half = GenerativeRetriever.load(tmp_path / "m", dtype="bf16")
+    assert {p.dtype for p in half.docid_model.model.parameters()} == {torch.bfloat16}
+    queries = collection.queries[:4]
+    exact = GenerativeRetriever(model).score_all(queries, progress=False)
+    run = half.search(queries, k=10, num_beams=40, progress=False)  # 40 beams: every docid, no search error
+    index = {doc_id: i for i, doc_id in enumerate(model.table.doc_ids)}
+    for q, query in enumerate(queries):
+        ranked = run[query.query_id]
+        assert len(ranked) == 10 and all(isinstance(s, float) for _, s in ranked)
+        fp32 = np.array([exact[q, index[d]] for d, _ in ranked])
+        assert np.allclose([s for _, s in ranked], fp32, atol=0.05 + 0.02 * np.abs(fp32).max())
+        # bf16 may swap near-ties, not promote a docid the fp32 model scores far lower
+        assert fp32.min() >= np.sort(exact[q])[-10] - 0.05 - 0.02 * np.abs(fp32).max()
+
+
 def test_minilm_warm_start_freezes_lower_layers_and_keeps_docid_vocab(small, tmp_path):
     collection, _ = small
     preset = get_preset("cpu")

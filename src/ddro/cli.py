@@ -165,7 +165,8 @@ def cmd_search(args) -> int:
 
     import torch
 
-    retriever = GenerativeRetriever.load(args.model, args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    retriever = GenerativeRetriever.load(args.model, args.device or ("cuda" if torch.cuda.is_available() else "cpu"),
+                                         args.dtype)
     collection = load_collection(args.collection, args.test_fraction)
     queries = collection.queries if args.queries == "all" else collection.queries_of(args.queries)
     start = time.perf_counter()
@@ -174,7 +175,7 @@ def cmd_search(args) -> int:
                            length_penalty=args.length_penalty)
     seconds = time.perf_counter() - start
     write_trec_run(run, Path(args.out), args.tag)
-    print(f"search: {len(queries)} {args.queries} queries, beams {beams}, "
+    print(f"search: {len(queries)} {args.queries} queries, beams {beams}, {args.dtype}, "
           f"{len(queries) / max(seconds, 1e-9):.2f} queries/s -> {args.out}")
     return 0
 
@@ -303,6 +304,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--length-penalty", type=float, default=0.0,
                    help="rank by log p(docid) / length**L (default 0: the raw sequence log-probability)")
     p.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
+    p.add_argument("--dtype", default="fp32", choices=["fp32", "bf16", "fp16"],
+                   help="weight type while searching (default fp32; bf16 is 1.5-1.8x as fast on CPUs with "
+                        "AVX-512 BF16 and on GPUs; fp16 is for GPUs without bf16, slow on CPUs; scores stay fp32)")
     p.add_argument("--tag", default="ddro", help="run tag in the TREC file")
     p.set_defaults(func=cmd_search)
 

@@ -39,10 +39,12 @@ class GenerativeRetriever:
             self._docs_of.setdefault(tuple(int(t) for t in row[row >= 0]), []).append(i)
 
     @classmethod
-    def load(cls, folder: str | Path, device: str | torch.device = "cpu") -> "GenerativeRetriever":
+    def load(cls, folder: str | Path, device: str | torch.device = "cpu", dtype: str = "fp32") -> "GenerativeRetriever":
+        """A retriever over a saved model folder; `dtype="bf16"` searches 1.5-1.8x as fast on CPUs with
+        AVX-512 BF16 (README: *Search*), with the same first result for most queries."""
         from ddro.models.docid_model import DocidModel
 
-        return cls(DocidModel.load(folder, device))
+        return cls(DocidModel.load(folder, device, dtype))
 
     @property
     def doc_ids(self) -> list[str]:

@@ -27,6 +27,9 @@ from ddro.docids.table import PAD, DocidTable
 from ddro.errors import DdroError
 
 MODEL_FILE = "ddro_model.json"
+# Weight types a model can be loaded in for search. The beam scores stay fp32 whatever the weights
+# (`ddro.decoding.beam` takes the log-softmax of fp32 logits), so only the network's arithmetic changes.
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 # EncoderDecoderModel warns on every forward with labels about a change made in transformers 4.12;
 # ddro builds its labels the current way, so the warning says nothing to ddro's users.
@@ -86,7 +89,9 @@ class DocidModel:
         (folder / MODEL_FILE).write_text(json.dumps(meta, indent=2) + "\n")
 
     @classmethod
-    def load(cls, folder: str | Path, device: str | torch.device = "cpu") -> "DocidModel":
+    def load(cls, folder: str | Path, device: str | torch.device = "cpu", dtype: str = "fp32") -> "DocidModel":
+        """A saved model on `device`, its weights cast to `dtype` (`fp32`, `bf16` or `fp16`: for search;
+        training keeps fp32 weights)."""
         from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, EncoderDecoderModel
 
         folder = Path(folder)
@@ -94,7 +99,9 @@ class DocidModel:
             raise DdroError(f"{folder}: not a ddro model folder (no {MODEL_FILE}; train one with `ddro train sft`)")
         meta = json.loads((folder / MODEL_FILE).read_text())
         loader = EncoderDecoderModel if meta["architecture"] == "minilm-warm" else AutoModelForSeq2SeqLM
-        model = loader.from_pretrained(folder / "model").to(device).eval()
+        if dtype not in DTYPES:
+            raise DdroError(f"dtype {dtype!r}: choose from {', '.join(DTYPES)}")
+        model = loader.from_pretrained(folder / "model").to(device, dtype=DTYPES[dtype]).eval()
         frozen = set(meta.get("frozen_parameters", ()))
         for name, parameter in model.named_parameters():
             parameter.requires_grad_(name not in frozen)
