@@ -198,12 +198,12 @@ def test_a_bare_corpus_trains_and_validates_on_fresh_pseudo_queries(tiny):
 def test_pseudo_queries_draw_negatives_among_the_sampled_documents(tiny, tmp_path, source):
     """A pseudo-query's document is an arbitrary one: its negatives come from the other sampled
     documents, so no sampled document is only ever raised; real queries keep the whole collection."""
-    from ddro.training.ddro import negative_rankings
+    from ddro.training.ddro import is_pseudo, negative_rankings
 
     collection, model = tiny
     config = DDROConfig(pseudo_queries=12, validation_fraction=0.0)
     train, _, positives = training_queries(collection, model, config)
-    pool = {collection.docs[positives[q.query_id][0]].doc_id for q in train if q.query_id.startswith("pseudo:")}
+    pool = {collection.docs[positives[q.query_id][0]].doc_id for q in train if is_pseudo(q.query_id)}
     assert 0 < len(pool) < len(collection.docs)
     if source == "run file":
         run = tmp_path / "run.txt"
@@ -212,12 +212,12 @@ def test_pseudo_queries_draw_negatives_among_the_sampled_documents(tiny, tmp_pat
         config = DDROConfig(pseudo_queries=12, validation_fraction=0.0, negatives_run=str(run))
     rankings = negative_rankings(collection, None, train, positives, config)
     for q in train:
-        if q.query_id.startswith("pseudo:"):
+        if is_pseudo(q.query_id):
             assert set(rankings[q.query_id]) == pool  # every pooled document, and no other
         else:
             assert len(rankings[q.query_id]) == len(collection.docs)
     pairs = make_pairs(train, positives, rankings, model.table, config.negatives())
-    rejected = {collection.docs[p.rejected].doc_id for p in pairs if p.query_id.startswith("pseudo:")}
+    rejected = {collection.docs[p.rejected].doc_id for p in pairs if is_pseudo(p.query_id)}
     assert rejected and rejected <= pool
 
 
