@@ -52,6 +52,22 @@ def test_run_tiny_end_to_end_and_resume(beir_dir, tmp_path, capsys):
     assert json.loads((out / "ddro_summary.json").read_text())["config"]["beta"] == 0.2
 
 
+def test_cpu_docids_follow_the_collection_size_and_scheme_keeps_the_presets_shapes():
+    from ddro.models import get_preset
+    from ddro.pipeline import run_docid_config
+
+    cpu = get_preset("cpu")
+    common = {"seed": 0, "collisions": "suffix", "encoder": "minilm"}
+    pq, rq = common | {"scheme": "pq", "pq_m": 4, "pq_k": 256}, common | {"scheme": "rq", "rq_levels": 4, "rq_k": 256}
+    limit = cpu.large_collection
+    assert run_docid_config(cpu, None, 0, limit).recorded() == pq
+    assert run_docid_config(cpu, None, 0, limit + 1).recorded() == rq
+    assert run_docid_config(cpu, "rq", 0, 10).recorded() == rq
+    assert run_docid_config(cpu, "pq", 0, limit + 1).recorded() == pq
+    assert run_docid_config(cpu, "hkmeans", 2, 10).recorded()["seed"] == 2
+    assert run_docid_config(get_preset("tiny"), None, 0, 10**6).recorded()["pq_m"] == 2  # one scheme at every size
+
+
 def test_cli_chain_train_search_eval(beir_dir, tmp_path, capsys):
     docids, model, run = tmp_path / "docids", tmp_path / "model", tmp_path / "sft.trec"
     assert main(["docids", "--collection", str(beir_dir), "--scheme", "pq", "--encoder", "lsa:16", "--pq-m", "2",

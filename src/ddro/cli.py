@@ -319,7 +319,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="the main job: docids, BM25, SFT, search and evaluation in one go")
     _add_collection_options(p)
     p.add_argument("--out", required=True, metavar="DIR")
-    p.add_argument("--scheme", default=None, choices=SCHEMES, help="docid scheme (default: the preset's)")
+    p.add_argument("--scheme", default=None, choices=SCHEMES,
+                   help="docid scheme (default: the preset's for the collection's size; cpu: pq 4 x 256 up to "
+                        "3,000 documents, rq 4 x 256 above)")
     p.add_argument("--k", type=int, default=100)
     p.add_argument("--beams", type=int, default=None, help="beam width (default: the preset's)")
     p.add_argument("--ddro", action=argparse.BooleanOptionalAction, default=True,

@@ -75,12 +75,25 @@ def _ddro_phase(docid_model, collection, config: RunConfig, out: Path) -> dict:
     return summary
 
 
+def run_docid_config(preset: Preset, scheme: str | None, seed: int, documents: int):
+    """The preset's docid options for a collection of `documents` documents; `scheme` (`--scheme`)
+    picks another scheme, with the preset's options of that scheme where it has them (so
+    `--scheme rq` under `cpu` gives its RQ 4 x 256 at any size, not `DocidConfig`'s defaults).
+    """
+    from ddro.docids import DocidConfig
+
+    options = preset.docids_for(documents)
+    if scheme:
+        options = preset.docids | (preset.large_docids or {}) | {"scheme": scheme}
+    return DocidConfig(**options, seed=seed)
+
+
 def run_pipeline(config: RunConfig) -> dict:
     from dataclasses import asdict
 
     from ddro.bm25 import BM25Retriever
     from ddro.collections import load_collection
-    from ddro.docids import DocidConfig, DocidTable, build_docids
+    from ddro.docids import DocidTable, build_docids
     from ddro.evaluation import evaluate, paired_tests, write_report
     from ddro.models import build_docid_model
     from ddro.retrieval import GenerativeRetriever
@@ -99,10 +112,7 @@ def run_pipeline(config: RunConfig) -> dict:
     test_queries = collection.queries_of("test")
     if not test_queries:
         raise DdroError(f"{config.collection}: the split has no test queries (see --test-fraction)")
-    docid_options = dict(preset.docids)
-    if config.scheme:
-        docid_options = {"scheme": config.scheme, "encoder": docid_options.get("encoder", "minilm")}
-    docid_config = DocidConfig(**docid_options, seed=config.seed)
+    docid_config = run_docid_config(preset, config.scheme, config.seed, len(collection.docs))
     (out / "config.json").write_text(json.dumps({
         "run": asdict(config) | {"preset": preset.name}, "preset": preset.to_dict(), "docids": docid_config.recorded(),
         "collection": collection.describe(), "versions": versions(),
