@@ -50,6 +50,10 @@ def test_run_tiny_end_to_end_and_resume(beir_dir, tmp_path, capsys):
     assert main(args + ["--resume", "--beta", "0.2"]) == 0  # other DDRO settings: the phase is trained again
     assert (out / "ddro_summary.json").stat().st_mtime_ns != reused
     assert json.loads((out / "ddro_summary.json").read_text())["config"]["beta"] == 0.2
+    config_before = (out / "config.json").read_text()
+    assert main(args + ["--resume", "--scheme", "atomic"]) == 2  # other docids: not continued
+    assert "--resume found docids built with" in capsys.readouterr().err
+    assert (out / "config.json").read_text() == config_before
 
 
 def test_cpu_docids_follow_the_collection_size_and_scheme_keeps_the_presets_shapes():

@@ -113,13 +113,20 @@ def run_pipeline(config: RunConfig) -> dict:
     if not test_queries:
         raise DdroError(f"{config.collection}: the split has no test queries (see --test-fraction)")
     docid_config = run_docid_config(preset, config.scheme, config.seed, len(collection.docs))
+    saved_table = out / "docids" / "table.json"
+    if config.resume and saved_table.is_file():
+        # A model trained on other docids cannot be continued; say so before config.json is replaced.
+        saved, wanted = json.loads(saved_table.read_text()).get("options", {}), docid_config.recorded()
+        if {k: saved.get(k) for k in wanted} != wanted:
+            raise DdroError(f"{saved_table.parent}: --resume found docids built with {saved}, but this run asks for "
+                            f"{wanted} (pass --overwrite, or another --out)")
     (out / "config.json").write_text(json.dumps({
         "run": asdict(config) | {"preset": preset.name}, "preset": preset.to_dict(), "docids": docid_config.recorded(),
         "collection": collection.describe(), "versions": versions(),
     }, indent=2) + "\n")
 
     with timed(timings, "docids"):
-        if config.resume and (out / "docids" / "table.json").is_file():
+        if config.resume and saved_table.is_file():
             table = DocidTable.load(out / "docids")
         else:
             table = build_docids(collection, docid_config)
