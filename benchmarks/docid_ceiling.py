@@ -22,7 +22,7 @@ import numpy as np
 
 from ddro.collections import load_collection
 from ddro.docids.encoders import default_cache_dir, document_texts, embed_documents, get_encoder
-from ddro.docids.pq import pq_codes
+from ddro.docids.pq import pq_codes, subspaces
 from ddro.docids.rq import rq_codes
 from ddro.evaluation import evaluate
 
@@ -39,7 +39,7 @@ def cluster_means(vectors: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray
 def reconstruct_pq(embeddings: np.ndarray, codes: np.ndarray, k: int) -> np.ndarray:
     """Each document's vector with every sub-vector replaced by its centroid."""
     out = np.zeros_like(embeddings)
-    for sub, dims in enumerate(np.array_split(np.arange(embeddings.shape[1]), codes.shape[1])):
+    for sub, dims in enumerate(subspaces(embeddings.shape[1], codes.shape[1])):
         out[:, dims] = cluster_means(embeddings[:, dims], codes[:, sub] - sub * k, k)
     return out
 

@@ -82,9 +82,10 @@ def run_docid_config(preset: Preset, scheme: str | None, seed: int, documents: i
     """
     from ddro.docids import DocidConfig
 
-    options = preset.docids_for(documents)
     if scheme:
         options = preset.docids | (preset.large_docids or {}) | {"scheme": scheme}
+    else:
+        options = preset.docids_for(documents)
     return DocidConfig(**options, seed=seed)
 
 
@@ -113,12 +114,13 @@ def run_pipeline(config: RunConfig) -> dict:
     if not test_queries:
         raise DdroError(f"{config.collection}: the split has no test queries (see --test-fraction)")
     docid_config = run_docid_config(preset, config.scheme, config.seed, len(collection.docs))
-    saved_table = out / "docids" / "table.json"
-    if config.resume and saved_table.is_file():
+    table_dir = out / "docids"
+    saved_table = DocidTable.load(table_dir) if config.resume and (table_dir / "table.json").is_file() else None
+    if saved_table is not None:
         # A model trained on other docids cannot be continued; say so before config.json is replaced.
-        saved, wanted = json.loads(saved_table.read_text()).get("options", {}), docid_config.recorded()
+        saved, wanted = saved_table.options, docid_config.recorded()
         if {k: saved.get(k) for k in wanted} != wanted:
-            raise DdroError(f"{saved_table.parent}: --resume found docids built with {saved}, but this run asks for "
+            raise DdroError(f"{table_dir}: --resume found docids built with {saved}, but this run asks for "
                             f"{wanted} (pass --overwrite, or another --out)")
     (out / "config.json").write_text(json.dumps({
         "run": asdict(config) | {"preset": preset.name}, "preset": preset.to_dict(), "docids": docid_config.recorded(),
@@ -126,11 +128,11 @@ def run_pipeline(config: RunConfig) -> dict:
     }, indent=2) + "\n")
 
     with timed(timings, "docids"):
-        if config.resume and saved_table.is_file():
-            table = DocidTable.load(out / "docids")
+        if saved_table is not None:
+            table = saved_table
         else:
             table = build_docids(collection, docid_config)
-            table.save(out / "docids")
+            table.save(table_dir)
     runs_dir = out / "runs"
     runs_dir.mkdir(exist_ok=True)
     with timed(timings, "bm25"):

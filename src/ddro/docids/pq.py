@@ -15,13 +15,18 @@ from ddro.docids.kmeans import kmeans
 from ddro.errors import DdroError
 
 
+def subspaces(dimensions: int, m: int) -> list[np.ndarray]:
+    """The dimension indices of each of the M contiguous sub-spaces (as equal as possible)."""
+    return np.array_split(np.arange(dimensions), m)
+
+
 def pq_codes(embeddings: np.ndarray, m: int, k: int, seed: int) -> tuple[np.ndarray, list[str]]:
     if m < 1 or k < 1:
         raise DdroError(f"pq needs M >= 1 and K >= 1 (got M={m}, K={k})")
     if m > embeddings.shape[1]:
         raise DdroError(f"pq: M={m} sub-spaces exceed the embedding's {embeddings.shape[1]} dimensions")
     codes = np.zeros((len(embeddings), m), dtype=np.int32)
-    for sub, dims in enumerate(tqdm(np.array_split(np.arange(embeddings.shape[1]), m), desc="pq sub-spaces")):
+    for sub, dims in enumerate(tqdm(subspaces(embeddings.shape[1], m), desc="pq sub-spaces")):
         _, labels = kmeans(embeddings[:, dims], k, seed + sub)
         codes[:, sub] = sub * k + labels
     vocab = [f"<pq_{sub}_{c}>" for sub in range(m) for c in range(k)]
