@@ -57,3 +57,17 @@ def write_beir(folder: Path, n_docs: int = 40, splits=("train", "test"), urls: b
 @pytest.fixture
 def beir_dir(tmp_path):
     return write_beir(tmp_path / "tiny")
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """A 30-document collection (30% of its queries test) and a tiny untrained docid model for it."""
+    from ddro.collections import load_collection
+    from ddro.docids import DocidConfig, build_docids
+    from ddro.models import build_docid_model, get_preset
+
+    collection = load_collection(write_beir(tmp_path_factory.mktemp("c") / "tiny", n_docs=30), test_fraction=0.3)
+    preset = get_preset("tiny")
+    table = build_docids(collection, DocidConfig(**preset.docids))
+    model = build_docid_model(preset, table, [d.text for d in collection.docs], seed=0)
+    return collection, model

@@ -91,7 +91,7 @@ def test_inspect_prints_counts_and_split(beir_dir, capsys):
 
 
 @pytest.mark.parametrize("args,message", [
-    (["--validation-measure", "nope@10"], "not an ir_measures measure"),
+    (["--validation-measure", "nope@10"], "expected loss or an ir_measures measure"),
     (["--band-proportions", "1,x"], "expected numbers"),
     (["--bands", "1-10,11-20", "--band-proportions", "1"], "gives 1 numbers for 2 bands"),
 ])

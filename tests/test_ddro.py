@@ -6,24 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from ddro.collections import Query, load_collection
-from ddro.docids import DocidConfig, build_docids
+from ddro.collections import Query
 from ddro.docids.table import DocidTable
-from ddro.models import build_docid_model, get_preset
+from ddro.models import get_preset
 from ddro.training.ddro import DDROConfig, PairCollator, PairDataset, pair_logps, train_ddro, training_queries
 from ddro.training.ddro_loss import LOSS_TYPES, ddro_loss
 from ddro.training.negatives import NegativeConfig, Pair, draw_negatives, make_pairs, parse_bands
-
-from conftest import write_beir
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    collection = load_collection(write_beir(tmp_path_factory.mktemp("c") / "tiny", n_docs=30), test_fraction=0.3)
-    preset = get_preset("tiny")
-    table = build_docids(collection, DocidConfig(**preset.docids))
-    model = build_docid_model(preset, table, [d.text for d in collection.docs], seed=0)
-    return collection, model
 
 
 def plain_logp(model, query_ids, labels):
@@ -276,29 +264,6 @@ def test_rewards_start_at_zero_because_dropout_is_off(tiny, tmp_path, dropout):
         assert abs(margins) > 1e-3 and abs(float(loss) - np.log(2)) > 1e-4
     else:
         assert margins == pytest.approx(0.0, abs=1e-5) and float(loss) == pytest.approx(np.log(2), abs=1e-6)
-
-
-def test_patience_is_not_spent_during_warm_up():
-    from types import SimpleNamespace
-
-    from transformers import TrainerControl
-
-    from ddro.training.ddro import ValidationSelection
-
-    scores = iter([0.5] + [0.4] * 100)
-    model = torch.nn.Linear(2, 2)
-    selection = ValidationSelection(lambda: next(scores), eval_steps=10, patience=2, model=model)
-    args = SimpleNamespace(get_warmup_steps=lambda total: int(0.3 * total))
-    state = SimpleNamespace(global_step=0, max_steps=200)
-    control = TrainerControl()
-    selection.on_train_begin(args, state, control)
-    assert selection.warmup_steps == 60
-    while not control.should_training_stop:
-        state.global_step += 1
-        selection.on_step_end(args, state, control, model=model)
-    # evaluations at 10..50 are in warm-up; 60 and 70 spend the patience of 2
-    assert state.global_step == 70 and selection.best_step == 0
-    assert [step for step, _ in selection.history] == [0, 10, 20, 30, 40, 50, 60, 70]
 
 
 def test_validation_measure_is_the_named_ir_measure_of_the_sft_model_at_step_0(tiny, tmp_path):

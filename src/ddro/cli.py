@@ -109,6 +109,7 @@ def ddro_config_from_args(args):
 
     from ddro.training.ddro import DDROConfig
     from ddro.training.negatives import parse_bands
+    from ddro.training.selection import PAIR_LOSS
 
     values = {f.name: getattr(args, f.name) for f in dataclasses.fields(DDROConfig) if hasattr(args, f.name)}
     values["bands"] = parse_bands(args.bands)
@@ -117,9 +118,10 @@ def ddro_config_from_args(args):
     except ValueError:
         raise DdroError(f"--band-proportions {args.band_proportions!r}: expected numbers like 1,1,1") from None
     try:
-        ir_measures.parse_measure(args.validation_measure)
+        if args.validation_measure != PAIR_LOSS:
+            ir_measures.parse_measure(args.validation_measure)
     except (NameError, ValueError, SyntaxError):  # what ir_measures raises for names it cannot read
-        raise DdroError(f"--validation-measure {args.validation_measure!r}: not an ir_measures measure (e.g. RR@10, nDCG@10)") from None
+        raise DdroError(f"--validation-measure {args.validation_measure!r}: expected loss or an ir_measures measure (e.g. RR@10, nDCG@10)") from None
     if len(values["band_proportions"]) != len(values["bands"]):
         raise DdroError(f"--band-proportions gives {len(values['band_proportions'])} numbers for {len(values['bands'])} bands")
     return DDROConfig(**values)

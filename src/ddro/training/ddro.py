@@ -12,10 +12,10 @@
 3. Training on the Hugging Face Trainer: `ddro_loss` (optionally plus `nll_weight` times the
    chosen docid's next-token loss), dropout off, cosine schedule with warm-up, gradient clipping;
    reward margins and accuracies logged.
-4. Selection: RR@10 (`validation_measure`) of constrained search on the validation queries,
-   measured before training and every `eval_steps`; training stops after `patience` evaluations
-   past the warm-up without improvement, and the best weights (possibly the SFT weights
-   themselves) are kept.
+4. Selection (`ddro.training.selection`): RR@10 (`validation_measure`) of constrained search on
+   the validation queries, or the DDRO loss of their own pairs (`loss`), measured before training
+   and every `eval_steps`; training stops after `patience` evaluations past the warm-up without
+   improvement, and the best weights (possibly the SFT weights themselves) are kept.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
-from transformers import TrainerCallback
 from transformers.modeling_outputs import BaseModelOutput
 
 from ddro.collections.base import Query
@@ -36,6 +35,7 @@ from ddro.models.presets import StageConfig
 from ddro.scoring import sequence_logprobs
 from ddro.training.ddro_loss import ddro_loss
 from ddro.training.negatives import NegativeConfig, Pair, bm25_rankings, make_pairs, run_file_rankings
+from ddro.training.selection import PAIR_LOSS, PairLoss, ValidationSelection
 from ddro.training.sft import DocidTrainer, label_batch, pad_input_ids, training_arguments
 
 
@@ -87,7 +87,8 @@ class DDROConfig:
     eval_steps: int = 25
     patience: int = 3
     validation_measure: str = field(default="RR@10", metadata={
-        "help": "ir_measures measure that selects the weights, over each validation query's top --validation-beams"})
+        "help": "what selects the weights: an ir_measures measure over each validation query's top "
+                "--validation-beams, or 'loss' (the DDRO loss of the validation queries' pairs, lower is better)"})
     validation_beams: int = 20
     seed: int = 0
 
@@ -221,46 +222,6 @@ class DDROTrainer(DocidTrainer):
         return super().log(logs, *args, **kwargs)
 
 
-class ValidationSelection(TrainerCallback):
-    """A validation score every `eval_steps`, early stopping, and the best weights kept in memory.
-
-    Evaluations during the learning-rate warm-up do not use up patience: a run is not judged
-    before it reaches its learning rate (on NPL, validation RR@10 first dipped, then rose for
-    600 steps; a patience spent in warm-up stopped it at step 75)."""
-
-    def __init__(self, evaluate, eval_steps: int, patience: int, model, measure: str = "RR@10"):
-        self.evaluate, self.eval_steps, self.patience, self.measure = evaluate, eval_steps, patience, measure
-        self.history: list[tuple[int, float]] = []
-        self.best = evaluate()
-        self.best_step = 0
-        self.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        self.history.append((0, self.best))
-        self.bad = 0
-        self.warmup_steps = 0
-
-    def on_train_begin(self, args, state, control, **kwargs):
-        self.warmup_steps = args.get_warmup_steps(state.max_steps)
-
-    def _check(self, state, control, model):
-        score = self.evaluate()
-        model.train()
-        self.history.append((state.global_step, score))
-        print(f"validation {self.measure} {score:.4f} at step {state.global_step} (best {self.best:.4f} at {self.best_step})",
-              file=sys.stderr)
-        if score > self.best + 1e-9:
-            self.best, self.best_step, self.bad = score, state.global_step, 0
-            self.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        elif state.global_step >= self.warmup_steps:
-            self.bad += 1
-            if self.bad >= self.patience:
-                control.should_training_stop = True
-
-    def on_step_end(self, args, state, control, model=None, **kwargs):
-        if state.global_step % self.eval_steps == 0 or state.global_step >= state.max_steps:
-            self._check(state, control, model)
-        return control
-
-
 def precompute_reference(docid_model, dataset: PairDataset, batch_size: int = 64) -> None:
     """Fill `dataset.ref` with the frozen model's log-probabilities (done once, before training)."""
     from tqdm.auto import tqdm
@@ -308,9 +269,25 @@ def negative_rankings(collection, retriever, train_queries, positives, config: D
     return rankings
 
 
+def search_measure(retriever, validation, positives, measure: str, beams: int):
+    """`measure` of constrained search (top `beams`) on the validation queries, as a function of no arguments."""
+    from ddro.evaluation import evaluate
+
+    table = retriever.docid_model.table
+    qrels = {q.query_id: {table.doc_ids[d]: 1 for d in positives[q.query_id]} for q in validation}
+
+    def score() -> float:
+        if not validation:
+            return 0.0
+        retriever.docid_model.model.eval()
+        run = retriever.search(validation, k=beams, num_beams=beams, progress=False)
+        return evaluate(run, qrels, [q.query_id for q in validation], [measure])["aggregate"][measure]
+
+    return score
+
+
 def train_ddro(docid_model, collection, config: DDROConfig, out_dir) -> dict:
     """Run the DDRO phase on `docid_model` in place; returns a summary (timings, pairs, selection)."""
-    from ddro.evaluation import evaluate
     from ddro.retrieval import GenerativeRetriever
 
     start = time.perf_counter()
@@ -322,6 +299,13 @@ def train_ddro(docid_model, collection, config: DDROConfig, out_dir) -> dict:
         from ddro.errors import DdroError
 
         raise DdroError("no DDRO training pairs: the collection has no usable training or pseudo queries")
+    measure = config.validation_measure
+    if measure == PAIR_LOSS:
+        validation_rankings = negative_rankings(collection, retriever, validation, positives, config)
+        validation_pairs = make_pairs(validation, positives, validation_rankings, docid_model.table, config.negatives())
+        validation_score = PairLoss(docid_model, validation_pairs, config.beta, config.loss_type)
+    else:
+        validation_score = search_measure(retriever, validation, positives, measure, config.validation_beams)
     mined = time.perf_counter()
     dataset = PairDataset(pairs, docid_model)
     ref_model = None
@@ -331,18 +315,8 @@ def train_ddro(docid_model, collection, config: DDROConfig, out_dir) -> dict:
         ref_model = copy.deepcopy(docid_model.model).eval().requires_grad_(False)
     referenced = time.perf_counter()
 
-    val_qrels = {q.query_id: {docid_model.table.doc_ids[d]: 1 for d in positives[q.query_id]} for q in validation}
-
-    def validation_score() -> float:
-        if not validation:
-            return 0.0
-        docid_model.model.eval()
-        run = retriever.search(validation, k=config.validation_beams, num_beams=config.validation_beams, progress=False)
-        measure = config.validation_measure
-        return evaluate(run, val_qrels, [q.query_id for q in validation], [measure])["aggregate"][measure]
-
-    selection = ValidationSelection(validation_score, config.eval_steps, config.patience, docid_model.model,
-                                    config.validation_measure)
+    selection = ValidationSelection(validation_score, config.eval_steps, config.patience, docid_model.model, measure,
+                                    lower_is_better=measure == PAIR_LOSS)
     args = training_arguments(
         out_dir, StageConfig(config.epochs, config.learning_rate, config.batch_size), config.seed, lr_scheduler_type="cosine", warmup_steps=config.warmup_ratio,
         max_grad_norm=config.max_grad_norm, save_strategy="no", logging_steps=max(1, config.eval_steps // 2),
@@ -357,7 +331,7 @@ def train_ddro(docid_model, collection, config: DDROConfig, out_dir) -> dict:
     done = time.perf_counter()
     return {
         "pairs": len(pairs), "train_queries": len(train_queries), "validation_queries": len(validation),
-        "selected_step": selection.best_step, "validation_measure": config.validation_measure,
+        "selected_step": selection.best_step, "validation_measure": measure,
         "validation_score": selection.best,
         "validation_history": selection.history, "steps": trainer.state.global_step,
         "mining_seconds": round(mined - start, 2), "reference_seconds": round(referenced - mined, 2),

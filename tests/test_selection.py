@@ -1,0 +1,88 @@
+"""Choosing DDRO's weights: the held-out pairs' loss against the plain formula, early stopping
+in both directions."""
+
+import copy
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from transformers import TrainerControl
+
+from ddro.training.ddro import DDROConfig, PairCollator, PairDataset, pair_logps, train_ddro
+from ddro.training.ddro_loss import LOSS_TYPES, ddro_loss
+from ddro.training.negatives import Pair
+from ddro.training.selection import PAIR_LOSS, PairLoss, ValidationSelection
+
+
+@pytest.mark.parametrize("loss_type,trained", [(t, "whole model") for t in LOSS_TYPES] + [("sigmoid", "decoder")])
+def test_pair_loss_is_the_ddro_loss_of_each_pair_against_the_first_weights(tiny, loss_type, trained):
+    """Grouped scoring (one encoding per query, each docid once; encodings kept while the encoder
+    is unchanged) against one pair at a time."""
+    collection, docid_model = tiny
+    model = copy.deepcopy(docid_model)
+    # three queries of different lengths sharing positives across their pairs, one docid in two roles
+    pairs = [Pair(f"q{q}", collection.docs[q].text[: 20 + 15 * q], q, (q + k) % 30) for q in range(3) for k in (3, 5, 9)]
+    pairs.append(Pair("q0", pairs[0].query, 3, 0))
+    loss = PairLoss(model, pairs, beta=0.4, loss_type=loss_type)
+    at_start = loss()
+    batch = PairCollator(model)([PairDataset(pairs, model)[i] for i in range(len(pairs))])
+    with torch.no_grad():
+        ref_c, ref_r = pair_logps(model.model.eval(), batch)
+        changed = model.model.parameters() if trained == "whole model" else model.model.decoder.block.parameters()
+        for p in changed:
+            p.add_(0.05 * torch.randn_like(p))
+        chosen, rejected = pair_logps(model.model, batch)
+    expected_start = float(ddro_loss(ref_c, ref_r, ref_c, ref_r, 0.4, loss_type)[0].mean())
+    expected = float(ddro_loss(chosen, rejected, ref_c, ref_r, 0.4, loss_type)[0].mean())
+    assert at_start == pytest.approx(expected_start, abs=1e-6)
+    assert loss() == pytest.approx(expected, rel=1e-4, abs=1e-5)
+    assert abs(expected - expected_start) > 1e-3
+
+
+def run_selection(scores, lower_is_better=False, patience=2, steps=200):
+    scores = iter(scores)
+    model = torch.nn.Linear(2, 2)
+    selection = ValidationSelection(lambda: next(scores), eval_steps=10, patience=patience, model=model,
+                                    lower_is_better=lower_is_better)
+    args = SimpleNamespace(get_warmup_steps=lambda total: int(0.3 * total))
+    state = SimpleNamespace(global_step=0, max_steps=steps)
+    control = TrainerControl()
+    selection.on_train_begin(args, state, control)
+    while not control.should_training_stop and state.global_step < steps:
+        state.global_step += 1
+        selection.on_step_end(args, state, control, model=model)
+    return selection, state
+
+
+def test_patience_is_not_spent_during_warm_up():
+    selection, state = run_selection([0.5] + [0.4] * 100)
+    assert selection.warmup_steps == 60
+    # evaluations at 10..50 are in warm-up; 60 and 70 spend the patience of 2
+    assert state.global_step == 70 and selection.best_step == 0
+    assert [step for step, _ in selection.history] == [0, 10, 20, 30, 40, 50, 60, 70]
+
+
+def test_a_loss_keeps_the_lowest_and_stops_when_it_no_longer_falls():
+    losses = [0.69, 0.6, 0.5, 0.45, 0.44, 0.3, 0.31, 0.35, 0.4] + [0.5] * 100
+    selection, state = run_selection(losses, lower_is_better=True)
+    assert (selection.best_step, selection.best) == (50, 0.3)
+    assert state.global_step == 70  # 60 and 70 are past the warm-up and no lower: patience 2 spent
+    higher, _ = run_selection(losses)
+    assert higher.best_step == 0  # read as a score, the same values keep the first weights
+
+
+def test_selection_on_the_held_out_pairs_loss_keeps_its_lowest(tiny, tmp_path):
+    collection, docid_model = tiny
+    bare = copy.copy(collection)
+    bare.split = type(collection.split)("all-test", (), tuple(q.query_id for q in collection.queries))
+    model = copy.deepcopy(docid_model)
+    config = DDROConfig(epochs=3, batch_size=8, learning_rate=3e-3, per_query=4, eval_steps=2, patience=100,
+                        bands=((1, 10), (11, 30)), band_proportions=(1, 1), validation_measure=PAIR_LOSS)
+    summary = train_ddro(model, bare, config, tmp_path / "ddro")
+    history = summary["validation_history"]
+    assert summary["validation_measure"] == PAIR_LOSS and len(history) > 2
+    assert history[0] == (0, pytest.approx(np.log(2)))  # policy = reference before training
+    best_step, best = min(history, key=lambda h: (h[1], h[0]))
+    assert (summary["selected_step"], summary["validation_score"]) == (best_step, best)
+    assert best < np.log(2) - 1e-3
