@@ -9,7 +9,7 @@ import pytest
 import torch
 from transformers import TrainerControl
 
-from ddro.training.ddro import DDROConfig, PairCollator, PairDataset, pair_logps, train_ddro
+from ddro.training.ddro import DDROConfig, PairCollator, PairDataset, pair_logps, train_ddro, training_queries
 from ddro.training.ddro_loss import LOSS_TYPES, ddro_loss
 from ddro.training.negatives import Pair
 from ddro.training.selection import PAIR_LOSS, PairLoss, ValidationSelection
@@ -86,3 +86,32 @@ def test_selection_on_the_held_out_pairs_loss_keeps_its_lowest(tiny, tmp_path):
     best_step, best = min(history, key=lambda h: (h[1], h[0]))
     assert (summary["selected_step"], summary["validation_score"]) == (best_step, best)
     assert best < np.log(2) - 1e-3
+
+
+def test_without_validation_queries_the_last_weights_are_kept(tiny, tmp_path):
+    """`--validation-fraction 0` trains without selection; it used to keep the SFT weights silently."""
+    collection, docid_model = tiny
+    model = copy.deepcopy(docid_model)
+    config = DDROConfig(epochs=1, batch_size=8, learning_rate=3e-3, per_query=2, validation_fraction=0.0,
+                        bands=((1, 10),), band_proportions=(1,))
+    summary = train_ddro(model, collection, config, tmp_path / "ddro")
+    assert summary["validation_queries"] == 0 and summary["validation_measure"] is None
+    assert summary["selected_step"] == summary["steps"] > 0 and summary["validation_history"] == []
+    changed = [not torch.equal(a, b) for a, b in zip(model.model.state_dict().values(), docid_model.model.state_dict().values())]
+    assert any(changed)
+
+
+def test_a_pair_loss_with_no_validation_pairs_is_one_clear_error(tiny, tmp_path):
+    from ddro.errors import DdroError
+
+    collection, docid_model = tiny
+    run = tmp_path / "train-only.trec"  # ranks the training queries' documents, not the validation queries'
+    run.write_text("".join(f"{q} Q0 {d.doc_id} {r + 1} {10 - r} x\n" for q in collection.split.train
+                           for r, d in enumerate(collection.docs[:10])))
+    _, validation, _ = training_queries(collection, docid_model, DDROConfig(pseudo_queries=0))
+    run.write_text("".join(line for line in run.read_text().splitlines(keepends=True)
+                           if line.split()[0] not in {q.query_id for q in validation}))
+    config = DDROConfig(epochs=1, batch_size=8, per_query=2, pseudo_queries=0, negatives_run=str(run),
+                        bands=((1, 10),), band_proportions=(1,), validation_measure=PAIR_LOSS)
+    with pytest.raises(DdroError, match=f"no pairs for the {len(validation)} validation queries"):
+        train_ddro(copy.deepcopy(docid_model), collection, config, tmp_path / "ddro")

@@ -137,6 +137,12 @@ def add_ddro_options(parser) -> None:
     group.add_argument("--band-proportions", default="1,1,1", help="share of negatives from each band")
 
 
+def selection_summary(summary: dict) -> str:
+    if summary["validation_measure"] is None:
+        return f"no validation queries: weights of the last step ({summary['selected_step']})"
+    return f"validation {summary['validation_measure']} {summary['validation_score']:.3f} (step {summary['selected_step']})"
+
+
 def cmd_train_ddro(args) -> int:
     from ddro.collections import load_collection
     from ddro.models import DocidModel
@@ -155,7 +161,7 @@ def cmd_train_ddro(args) -> int:
         model.save(tmp)
         (tmp / "ddro_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(f"train ddro: {summary['pairs']} pairs from {summary['train_queries']} queries, {summary['steps']} steps, "
-          f"validation {summary['validation_measure']} {summary['validation_score']:.3f} (step {summary['selected_step']}); "
+          f"{selection_summary(summary)}; "
           f"{summary['seconds']:.0f} s -> {out}")
     return 0
 

@@ -277,8 +277,6 @@ def search_measure(retriever, validation, positives, measure: str, beams: int):
     qrels = {q.query_id: {table.doc_ids[d]: 1 for d in positives[q.query_id]} for q in validation}
 
     def score() -> float:
-        if not validation:
-            return 0.0
         retriever.docid_model.model.eval()
         run = retriever.search(validation, k=beams, num_beams=beams, progress=False)
         return evaluate(run, qrels, [q.query_id for q in validation], [measure])["aggregate"][measure]
@@ -299,10 +297,18 @@ def train_ddro(docid_model, collection, config: DDROConfig, out_dir) -> dict:
         from ddro.errors import DdroError
 
         raise DdroError("no DDRO training pairs: the collection has no usable training or pseudo queries")
-    measure = config.validation_measure
-    if measure == PAIR_LOSS:
+    measure = config.validation_measure if validation else None
+    if measure is None:
+        # Keeping the starting weights would make the phase a silent no-op.
+        print("train ddro: no validation queries, so no selection: the last weights are kept", file=sys.stderr)
+    elif measure == PAIR_LOSS:
         validation_rankings = negative_rankings(collection, retriever, validation, positives, config)
         validation_pairs = make_pairs(validation, positives, validation_rankings, docid_model.table, config.negatives())
+        if not validation_pairs:
+            from ddro.errors import DdroError
+
+            raise DdroError(f"--validation-measure loss: no pairs for the {len(validation)} validation queries "
+                            "(their negatives source ranks none of their documents)")
         validation_score = PairLoss(docid_model, validation_pairs, config.beta, config.loss_type)
     else:
         validation_score = search_measure(retriever, validation, positives, measure, config.validation_beams)
@@ -316,24 +322,25 @@ def train_ddro(docid_model, collection, config: DDROConfig, out_dir) -> dict:
     referenced = time.perf_counter()
 
     selection = ValidationSelection(validation_score, config.eval_steps, config.patience, docid_model.model, measure,
-                                    lower_is_better=measure == PAIR_LOSS)
+                                    lower_is_better=measure == PAIR_LOSS) if measure else None
     args = training_arguments(
         out_dir, StageConfig(config.epochs, config.learning_rate, config.batch_size), config.seed, lr_scheduler_type="cosine", warmup_steps=config.warmup_ratio,
         max_grad_norm=config.max_grad_norm, save_strategy="no", logging_steps=max(1, config.eval_steps // 2),
         train_sampling_strategy="random",
     )
     trainer = DDROTrainer(model=docid_model.model, args=args, train_dataset=dataset, data_collator=PairCollator(docid_model),
-                          ddro_config=config, ref_model=ref_model, callbacks=[selection])
+                          ddro_config=config, ref_model=ref_model, callbacks=[selection] if selection else [])
     with contextlib.redirect_stdout(sys.stderr):
         trainer.train()
-    docid_model.model.load_state_dict(selection.best_state)
+    if selection:
+        docid_model.model.load_state_dict(selection.best_state)
     docid_model.model.eval()
     done = time.perf_counter()
     return {
         "pairs": len(pairs), "train_queries": len(train_queries), "validation_queries": len(validation),
-        "selected_step": selection.best_step, "validation_measure": measure,
-        "validation_score": selection.best,
-        "validation_history": selection.history, "steps": trainer.state.global_step,
+        "selected_step": selection.best_step if selection else trainer.state.global_step,
+        "validation_measure": measure, "validation_score": selection.best if selection else None,
+        "validation_history": selection.history if selection else [], "steps": trainer.state.global_step,
         "mining_seconds": round(mined - start, 2), "reference_seconds": round(referenced - mined, 2),
         "training_seconds": round(done - referenced, 2), "seconds": round(done - start, 2),
         "config": asdict(config),

@@ -91,8 +91,6 @@ class PairLoss:
         return torch.cat(out) if out else torch.zeros(0)
 
     def __call__(self) -> float:
-        if not len(self.chosen):
-            return 0.0
         logps = self.logps()
         if self.reference is None:
             self.reference = logps
