@@ -198,7 +198,7 @@ def test_pseudo_queries_draw_negatives_among_the_sampled_documents(tiny, tmp_pat
         run.write_text("".join(f"{q.query_id} {d.doc_id} {r}\n" for q in train
                                for r, d in enumerate(collection.docs, start=1)))
         config = DDROConfig(pseudo_queries=12, validation_fraction=0.0, negatives_run=str(run))
-    rankings = negative_rankings(collection, None, train, positives, config)
+    rankings = negative_rankings(collection, None, [train], positives, config)
     for q in train:
         if is_pseudo(q.query_id):
             assert set(rankings[q.query_id]) == pool  # every pooled document, and no other

@@ -241,10 +241,12 @@ def model_rankings(retriever, queries, depth: int) -> dict[str, list[str]]:
     return {qid: [doc_id for doc_id, _ in ranked] for qid, ranked in run.items()}
 
 
-def negative_rankings(collection, retriever, train_queries, positives, config: DDROConfig) -> dict[str, list[str]]:
-    """The ranking each training query's negatives are drawn from (BM25, a run file or the model's own).
+def negative_rankings(collection, retriever, query_sets, positives, config: DDROConfig) -> dict[str, list[str]]:
+    """The ranking each query's negatives are drawn from (BM25, a run file or the model's own), for
+    each list of queries in `query_sets` (training and validation queries are ranked together, from
+    one BM25 index or one read of the run file, but each set keeps its own pool).
 
-    A pseudo-query's ranking keeps only the documents of the training pseudo-queries. Its positive
+    A pseudo-query's ranking keeps only the documents of its set's pseudo-queries. Its positive
     is an arbitrary document: drawn against negatives from the whole collection, the sampled
     documents are raised and seldom lowered, and the decoder (the encoder stays fixed) learns to
     prefer them for any query. On NPL, where 2,000 pseudo-queries sample 16% of the documents, the
@@ -253,19 +255,21 @@ def negative_rankings(collection, retriever, train_queries, positives, config: D
     deeper for pseudo-queries so that about `depth` pooled documents remain.
     """
     doc_ids = [d.doc_id for d in collection.docs]
-    pseudo = [q for q in train_queries if is_pseudo(q.query_id)]
-    real = [q for q in train_queries if not is_pseudo(q.query_id)]
-    pool = {doc_ids[positives[q.query_id][0]] for q in pseudo}
     depth = config.negatives().depth
+    pseudo_sets = [[q for q in queries if is_pseudo(q.query_id)] for queries in query_sets]
+    pools = [{doc_ids[positives[q.query_id][0]] for q in pseudo} for pseudo in pseudo_sets]
     if config.negatives_run:
         rankings = run_file_rankings(config.negatives_run)
     elif config.model_negatives:
-        rankings = model_rankings(retriever, train_queries, depth)
+        rankings = model_rankings(retriever, [q for queries in query_sets for q in queries], depth)
     else:
-        pseudo_depth = -(-depth * len(doc_ids) // max(1, len(pool)))
-        rankings = bm25_rankings(collection, [(real, depth), (pseudo, pseudo_depth)])
-    for query in pseudo:
-        rankings[query.query_id] = [d for d in rankings.get(query.query_id, []) if d in pool]
+        real = [q for queries in query_sets for q in queries if not is_pseudo(q.query_id)]
+        groups = [(real, depth)] + [(pseudo, -(-depth * len(doc_ids) // max(1, len(pool))))
+                                    for pseudo, pool in zip(pseudo_sets, pools)]
+        rankings = bm25_rankings(collection, groups)
+    for pseudo, pool in zip(pseudo_sets, pools):
+        for query in pseudo:
+            rankings[query.query_id] = [d for d in rankings.get(query.query_id, []) if d in pool]
     return rankings
 
 
@@ -291,19 +295,19 @@ def train_ddro(docid_model, collection, config: DDROConfig, out_dir) -> dict:
     start = time.perf_counter()
     retriever = GenerativeRetriever(docid_model)
     train_queries, validation, positives = training_queries(collection, docid_model, config)
-    rankings = negative_rankings(collection, retriever, train_queries, positives, config)
+    measure = config.validation_measure if validation else None
+    ranked_sets = [train_queries] + ([validation] if measure == PAIR_LOSS else [])
+    rankings = negative_rankings(collection, retriever, ranked_sets, positives, config)
     pairs = make_pairs(train_queries, positives, rankings, docid_model.table, config.negatives())
     if not pairs:
         from ddro.errors import DdroError
 
         raise DdroError("no DDRO training pairs: the collection has no usable training or pseudo queries")
-    measure = config.validation_measure if validation else None
     if measure is None:
         # Keeping the starting weights would make the phase a silent no-op.
         print("train ddro: no validation queries, so no selection: the last weights are kept", file=sys.stderr)
     elif measure == PAIR_LOSS:
-        validation_rankings = negative_rankings(collection, retriever, validation, positives, config)
-        validation_pairs = make_pairs(validation, positives, validation_rankings, docid_model.table, config.negatives())
+        validation_pairs = make_pairs(validation, positives, rankings, docid_model.table, config.negatives())
         if not validation_pairs:
             from ddro.errors import DdroError
 

@@ -88,7 +88,7 @@ class PairLoss:
                     model, label_batch(self.labels, docs),
                     encoder_outputs=BaseModelOutput(last_hidden_state=hidden.repeat_interleave(counts, 0)),
                     attention_mask=mask.repeat_interleave(counts, 0)).float())
-        return torch.cat(out) if out else torch.zeros(0)
+        return torch.cat(out)
 
     def __call__(self) -> float:
         logps = self.logps()
