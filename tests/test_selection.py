@@ -30,8 +30,10 @@ def test_pair_loss_is_the_ddro_loss_of_each_pair_against_the_first_weights(tiny,
     with torch.no_grad():
         ref_c, ref_r = pair_logps(model.model.eval(), batch)
         changed = model.model.parameters() if trained == "whole model" else model.model.decoder.block.parameters()
+        # Seeded: about one unseeded draw in a hundred left the mean loss within 1e-3 of its start.
+        generator = torch.Generator().manual_seed(0)
         for p in changed:
-            p.add_(0.05 * torch.randn_like(p))
+            p.add_(0.05 * torch.randn(p.shape, generator=generator, dtype=p.dtype))
         chosen, rejected = pair_logps(model.model, batch)
     expected_start = float(ddro_loss(ref_c, ref_r, ref_c, ref_r, 0.4, loss_type)[0].mean())
     expected = float(ddro_loss(chosen, rejected, ref_c, ref_r, 0.4, loss_type)[0].mean())
