@@ -71,3 +71,19 @@ def tiny(tmp_path_factory):
     table = build_docids(collection, DocidConfig(**preset.docids))
     model = build_docid_model(preset, table, [d.text for d in collection.docs], seed=0)
     return collection, model
+
+
+def write_query_generator(folder: Path, texts) -> Path:
+    """A tiny random T5 query-generation model (a stand-in for docT5query) saved to `folder`."""
+    import torch
+    from transformers import T5Config, T5ForConditionalGeneration
+
+    from ddro.models.tokenizer import train_wordpiece
+
+    tokenizer = train_wordpiece(list(texts), 200)
+    config = T5Config(vocab_size=len(tokenizer), d_model=16, d_ff=32, num_layers=1, num_heads=2, d_kv=8,
+                      decoder_start_token_id=0, pad_token_id=0, eos_token_id=1)
+    torch.manual_seed(0)
+    T5ForConditionalGeneration(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder

@@ -182,6 +182,36 @@ def test_a_bare_corpus_trains_and_validates_on_fresh_pseudo_queries(tiny):
         assert q.text in doc.text
 
 
+def test_pseudo_queries_come_from_the_generator_sft_recorded(tiny, tmp_path):
+    """With a query-generation model behind SFT's stage 2, DDRO's pseudo-queries (training and, on a
+    bare corpus, validation) are that model's samples, not spans, and they are cached."""
+    from ddro.models import DocidModel
+    from ddro.training.ddro import _PSEUDO_SALT
+    from ddro.training.instances import document_texts, generated_pseudo_queries
+    from ddro.training.sft import stage_examples_for
+
+    from conftest import write_query_generator
+
+    collection, model = tiny
+    qg = str(write_query_generator(tmp_path / "qg", [d.text for d in collection.docs]))
+    model = copy.copy(model)
+    stage_examples_for(collection, model, get_preset("tiny"), qg, tmp_path / "sft-cache")
+    model.save(tmp_path / "sft")
+    model = DocidModel.load(tmp_path / "sft")
+    assert model.qg_model == qg
+    bare = copy.copy(collection)
+    bare.split = type(collection.split)("all-test", (), tuple(q.query_id for q in collection.queries))
+    config = DDROConfig(pseudo_queries=12)
+    train, validation, positives = training_queries(bare, model, config, tmp_path / "ddro")
+    assert train and validation and list((tmp_path / "ddro" / "pseudo_queries").glob("*.json"))
+    docs = sorted(positives[q.query_id][0] for q in train + validation)
+    expected = generated_pseudo_queries(qg, document_texts([collection.docs[d] for d in docs]), 1,
+                                        config.seed + _PSEUDO_SALT, tmp_path / "ddro")
+    by_doc = dict(zip(docs, expected))
+    assert all([q.text] == by_doc[positives[q.query_id][0]] for q in train + validation)
+    assert not any(q.text in collection.docs[positives[q.query_id][0]].text for q in train + validation)
+
+
 @pytest.mark.parametrize("source", ["bm25", "run file"])
 def test_pseudo_queries_draw_negatives_among_the_sampled_documents(tiny, tmp_path, source):
     """A pseudo-query's document is an arbitrary one: its negatives come from the other sampled

@@ -5,8 +5,9 @@ import json
 import pytest
 
 from ddro.cli import main
+from ddro.models import DocidModel
 
-from conftest import DATA
+from conftest import DATA, write_query_generator
 
 SYSTEM_KEYS = {"RR@10", "R@10", "R@100", "Success@1", "Success@10", "nDCG@10"}
 
@@ -90,6 +91,12 @@ def test_cli_chain_train_search_eval(beir_dir, tmp_path, capsys):
     assert main(["search", "--model", str(model), "--collection", str(beir_dir), "--out", str(half), "--k", "5",
                  "--beams", "5", "--dtype", "bf16"]) == 0
     assert "bf16" in capsys.readouterr().out and len(half.read_text().splitlines()) == 25
+    qg = write_query_generator(tmp_path / "qg", [d["text"] for d in map(json.loads, open(beir_dir / "corpus.jsonl"))])
+    assert main(["train", "ddro", "--collection", str(beir_dir), "--model", str(model), "--out", str(tmp_path / "ddro"),
+                 "--qg-model", str(qg), "--pseudo-queries", "8", "--epochs", "0.5", "--eval-steps", "2"]) == 0
+    assert "train ddro:" in capsys.readouterr().out
+    assert DocidModel.load(tmp_path / "ddro").qg_model == str(qg)  # recorded, so later phases draw from it too
+    assert list((tmp_path / "ddro" / "training" / "pseudo_queries").glob("*.json"))
 
 
 def test_train_rejects_a_table_of_another_collection(beir_dir, tmp_path, capsys):

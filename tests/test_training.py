@@ -13,7 +13,7 @@ from ddro.models import build_docid_model, get_preset
 from ddro.training.instances import extractive_pseudo_queries, index_examples, pseudo_examples, query_examples
 from ddro.training.sft import stage_examples_for, train_sft
 
-from conftest import write_beir
+from conftest import write_beir, write_query_generator
 
 
 @pytest.fixture(scope="module")
@@ -54,17 +54,8 @@ def test_query_examples_use_training_queries_only(setup):
 
 
 def test_pseudo_queries_from_a_generation_model_are_cached(setup, tmp_path, monkeypatch):
-    from transformers import T5Config, T5ForConditionalGeneration
-
-    from ddro.models.tokenizer import train_wordpiece
-
     collection, _, _ = setup
-    tokenizer = train_wordpiece([d.text for d in collection.docs], 200)
-    config = T5Config(vocab_size=len(tokenizer), d_model=16, d_ff=32, num_layers=1, num_heads=2, d_kv=8,
-                      decoder_start_token_id=0, pad_token_id=0, eos_token_id=1)
-    torch.manual_seed(0)
-    T5ForConditionalGeneration(config).save_pretrained(tmp_path / "qg")
-    tokenizer.save_pretrained(tmp_path / "qg")
+    write_query_generator(tmp_path / "qg", [d.text for d in collection.docs])
     examples = pseudo_examples(collection.docs[:3], 2, seed=0, qg_model=str(tmp_path / "qg"), cache_dir=tmp_path / "cache")
     assert {d for _, d in examples} <= {0, 1, 2} and len(examples) <= 6
     assert list((tmp_path / "cache" / "pseudo_queries").glob("*.json"))

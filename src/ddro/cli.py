@@ -95,7 +95,7 @@ def cmd_train_sft(args) -> int:
         raise DdroError(f"{args.docids}: the docid table was built for another collection than {args.collection}")
     start = time.perf_counter()
     model = build_docid_model(preset, table, [f"{d.title} {d.text}" for d in collection.docs], args.seed)
-    examples = stage_examples_for(collection, model, preset, args.qg_model)
+    examples = stage_examples_for(collection, model, preset, args.qg_model, out / "training")
     timings = train_sft(model, examples, preset, out / "training", resume=args.resume)
     model.save(out)
     (out / "training" / "timings.json").write_text(json.dumps(timings, indent=2) + "\n")
@@ -156,6 +156,7 @@ def cmd_train_ddro(args) -> int:
     model = DocidModel.load(args.model)
     if model.table.doc_ids != [d.doc_id for d in collection.docs]:
         raise DdroError(f"{args.model}: the model was trained for another collection than {args.collection}")
+    model.qg_model = args.qg_model or model.qg_model
     with atomic_output_dir(out, args.overwrite) as tmp:
         summary = train_ddro(model, collection, config, tmp / "training")
         model.save(tmp)
@@ -296,6 +297,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="DIR", help="the model folder to write")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--overwrite", action="store_true", help="replace the output folder if it exists")
+    p.add_argument("--qg-model", default=None, help="a query-generation model (docT5query style) for the "
+                   "pseudo-queries (default: the one SFT's stage 2 used, as the model records; else extractive spans)")
     add_ddro_options(p)
     p.set_defaults(func=cmd_train_ddro)
 

@@ -48,6 +48,8 @@ class DocidModel:
     max_input_tokens: int = 64
     # Share of training queries SFT held out for validation (`collections.base.validation_part`).
     validation_fraction: float = 0.0
+    # The query-generation model behind SFT's pseudo-queries (None: extractive spans).
+    qg_model: str | None = None
 
     # --- docids as decoder tokens -------------------------------------------------------------
     def docid_sequences(self) -> np.ndarray:
@@ -82,7 +84,7 @@ class DocidModel:
         np.save(folder / "docid_token_ids.npy", self.docid_token_ids)
         meta = {"format": "ddro-model/1", "architecture": self.architecture, "eos_token_id": self.eos_token_id,
                 "decoder_start_token_id": self.decoder_start_token_id, "max_input_tokens": self.max_input_tokens,
-                "validation_fraction": self.validation_fraction,
+                "validation_fraction": self.validation_fraction, "qg_model": self.qg_model,
                 # Which parameters the preset froze (e.g. MiniLM's lower layers), so that training a
                 # loaded model (`ddro train ddro --model`) updates and clips the same set as `ddro run`.
                 "frozen_parameters": [name for name, p in self.model.named_parameters() if not p.requires_grad]}
@@ -107,7 +109,8 @@ class DocidModel:
             parameter.requires_grad_(name not in frozen)
         return cls(model, AutoTokenizer.from_pretrained(folder / "tokenizer"), DocidTable.load(folder / "docids"),
                    np.load(folder / "docid_token_ids.npy"), meta["architecture"], meta["eos_token_id"],
-                   meta["decoder_start_token_id"], meta["max_input_tokens"], meta.get("validation_fraction", 0.0))
+                   meta["decoder_start_token_id"], meta["max_input_tokens"], meta.get("validation_fraction", 0.0),
+                   meta.get("qg_model"))
 
 
 def build_docid_model(preset, table: DocidTable, corpus_texts, seed: int = 0) -> DocidModel:

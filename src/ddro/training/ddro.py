@@ -101,32 +101,33 @@ def is_pseudo(query_id: str) -> bool:
     return query_id.startswith(PSEUDO_PREFIX)
 
 
-def training_queries(collection, docid_model, config: DDROConfig):
+def training_queries(collection, docid_model, config: DDROConfig, cache_dir=None):
     """`(train queries, validation queries, positives)`.
 
     The split's training queries plus up to `pseudo_queries` pseudo-queries (one per sampled
     document; with hundreds of training queries, pairs from them alone overfit within minutes).
-    DDRO's pseudo-queries are random spans drawn with a seed of their own and never the title or
-    first sentence, which SFT's stage 2 already trained on. The validation part is the one SFT held
-    out (`validation_fraction` recorded on the model) unless the config names another fraction; it
-    is drawn from the real queries when there are any (pseudo-queries fill it up to
+    They come from the generator SFT's stage 2 used (`qg_model` recorded on the model: one query
+    sampled per document with a seed of DDRO's own, cached under `cache_dir`); without one they
+    are random spans drawn with a seed of their own and never the title or first sentence, which
+    SFT's stage 2 already trained on. The validation part is the one SFT held out
+    (`validation_fraction` recorded on the model) unless the config names another fraction; it is
+    drawn from the real queries when there are any (pseudo-queries fill it up to
     `validation_min_queries`), else from pseudo-queries.
     """
     from ddro.collections.base import validation_part
-    from ddro.training.instances import extractive_pseudo_queries
 
     index = {d: i for i, d in enumerate(docid_model.table.doc_ids)}
     qrels = collection.qrels_dict(collection.split.train)
     positives = {qid: [index[d] for d, rel in docs.items() if rel > 0] for qid, docs in qrels.items()}
     queries = collection.queries_of("train")
-    n_pseudo = config.pseudo_queries
-    if n_pseudo:
+    if config.pseudo_queries:
         rng = np.random.default_rng(config.seed)
-        for doc in sorted(rng.permutation(len(collection.docs))[:n_pseudo].tolist()):
-            spans = extractive_pseudo_queries(collection.docs[doc], 8, config.seed + _PSEUDO_SALT, doc)[2:]
-            if spans:
+        sampled = sorted(rng.permutation(len(collection.docs))[:config.pseudo_queries].tolist())
+        for doc, candidates in zip(sampled, _pseudo_query_candidates(collection, sampled, docid_model.qg_model,
+                                                                     config.seed + _PSEUDO_SALT, cache_dir)):
+            if candidates:
                 qid = f"{PSEUDO_PREFIX}{collection.docs[doc].doc_id}"
-                queries.append(Query(qid, spans[int(rng.integers(len(spans)))]))
+                queries.append(Query(qid, candidates[int(rng.integers(len(candidates)))]))
                 positives[qid] = [doc]
     fraction = config.validation_fraction if config.validation_fraction is not None else (
         docid_model.validation_fraction or DEFAULT_VALIDATION_FRACTION)
@@ -141,6 +142,16 @@ def training_queries(collection, docid_model, config: DDROConfig):
         rng = np.random.default_rng(config.seed + _PSEUDO_SALT)
         held |= {pseudo[i] for i in rng.permutation(len(pseudo))[:shortfall]}
     return [q for q in queries if q.query_id not in held], [q for q in queries if q.query_id in held], positives
+
+
+def _pseudo_query_candidates(collection, docs: list[int], qg_model: str | None, seed: int, cache_dir) -> list[list[str]]:
+    """For each of `docs`, the pseudo-queries one is drawn from."""
+    from ddro.training.instances import document_texts, extractive_pseudo_queries, generated_pseudo_queries
+
+    if qg_model:
+        return generated_pseudo_queries(qg_model, document_texts([collection.docs[d] for d in docs]), 1, seed,
+                                        cache_dir)
+    return [extractive_pseudo_queries(collection.docs[d], 8, seed, d)[2:] for d in docs]
 
 
 class PairDataset(torch.utils.data.Dataset):
@@ -294,7 +305,7 @@ def train_ddro(docid_model, collection, config: DDROConfig, out_dir) -> dict:
 
     start = time.perf_counter()
     retriever = GenerativeRetriever(docid_model)
-    train_queries, validation, positives = training_queries(collection, docid_model, config)
+    train_queries, validation, positives = training_queries(collection, docid_model, config, out_dir)
     measure = config.validation_measure if validation else None
     ranked_sets = [train_queries] + ([validation] if measure == PAIR_LOSS else [])
     rankings = negative_rankings(collection, retriever, ranked_sets, positives, config)

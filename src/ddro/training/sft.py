@@ -171,13 +171,15 @@ def replayed(earlier: list, n_own: int, ratio: float, seed: int) -> list:
 
 def stage_examples_for(collection, docid_model, preset, qg_model: str | None = None, cache_dir=None) -> dict:
     """The three stages' examples for a collection: training queries from its split, less the
-    validation part, which is recorded on the model for the DDRO phase."""
+    validation part, which is recorded on the model for the DDRO phase (as is `qg_model`, so that
+    DDRO's pseudo-queries come from the same generator)."""
     from ddro.collections.base import validation_part
     from ddro.training.instances import index_examples, pseudo_examples, query_examples
 
     doc_index = {d.doc_id: i for i, d in enumerate(collection.docs)}
     validation = validation_part(collection.split.train, preset.validation_fraction)
     docid_model.validation_fraction = preset.validation_fraction
+    docid_model.qg_model = qg_model
     return {
         "index": index_examples(collection.docs, preset.passages_per_doc, preset.passage_words, preset.seed),
         "pseudo": pseudo_examples(collection.docs, preset.pseudo_queries_per_doc, preset.seed, qg_model, cache_dir),
