@@ -10,6 +10,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
+def on_model_device(batch: dict, model) -> dict:
+    """`batch` on the model's device (the Trainer puts a model on the GPU when there is one)."""
+    device = next(model.parameters()).device
+    return {name: t.to(device) for name, t in batch.items()}
+
+
 def needs_data(name: str):
     return pytest.mark.skipif(not (DATA / name).is_dir(), reason=f"../shared/data/{name} not present")
 

@@ -13,6 +13,8 @@ from ddro.training.ddro import DDROConfig, PairCollator, PairDataset, pair_logps
 from ddro.training.ddro_loss import LOSS_TYPES, ddro_loss
 from ddro.training.negatives import NegativeConfig, Pair, draw_negatives, make_pairs, parse_bands
 
+from conftest import on_model_device
+
 
 def plain_logp(model, query_ids, labels):
     """log p(docid | query) by an explicit decoder input and a loop over the label tokens."""
@@ -132,7 +134,26 @@ def test_train_ddro_selects_on_validation_and_keeps_the_best_weights(tiny, tmp_p
     assert summary["validation_score"] == best and summary["selected_step"] == best_step
     if best_step == 0:  # nothing beat the SFT weights: they are kept
         for a, b in zip(model.model.state_dict().values(), docid_model.model.state_dict().values()):
-            assert torch.equal(a, b)
+            assert torch.equal(a.cpu(), b.cpu())
+
+
+def test_a_loaded_reference_trains_like_the_precomputed_one(tiny, tmp_path):
+    """`precompute_ref_log_probs=False` scores each batch with a frozen copy instead: same steps, same
+    validation curve, same weights (on a GPU the copy follows the policy onto the device)."""
+    collection, docid_model = tiny
+    results = []
+    for precompute in (True, False):
+        model = copy.deepcopy(docid_model)
+        config = DDROConfig(epochs=2, batch_size=8, learning_rate=3e-3, per_query=2, eval_steps=2, patience=100,
+                            validation_beams=4, validation_measure="loss", precompute_ref_log_probs=precompute)
+        summary = train_ddro(model, collection, config, tmp_path / str(precompute))
+        results.append((summary, {k: v.cpu() for k, v in model.model.state_dict().items()}))
+    (pre, pre_state), (loaded, loaded_state) = results
+    assert pre["steps"] == loaded["steps"] > 2 and pre["selected_step"] == loaded["selected_step"] > 0
+    np.testing.assert_allclose([v for _, v in pre["validation_history"]], [v for _, v in loaded["validation_history"]],
+                               atol=1e-4)
+    for name, value in pre_state.items():
+        torch.testing.assert_close(value, loaded_state[name], atol=1e-4, rtol=1e-3)
 
 
 @pytest.mark.parametrize("encoder_lr_scale", [1.0, 0.0])
@@ -152,7 +173,7 @@ def test_training_raises_chosen_minus_rejected(tiny, tmp_path, encoder_lr_scale)
 
     def margin():
         with torch.no_grad():
-            chosen, rejected = pair_logps(model.model.eval(), batch)
+            chosen, rejected = pair_logps(model.model.eval(), on_model_device(batch, model.model))
         return float((chosen - rejected).mean())
 
     before = margin()
@@ -165,7 +186,7 @@ def test_training_raises_chosen_minus_rejected(tiny, tmp_path, encoder_lr_scale)
     logged = [h for h in trainer.state.log_history if "rewards/margins" in h]
     assert logged and logged[-1]["rewards/accuracies"] > 0.5
     encoder_after = model.model.encoder.state_dict()
-    unchanged = all(torch.equal(encoder_before[k], encoder_after[k]) for k in encoder_before)
+    unchanged = all(torch.equal(encoder_before[k], encoder_after[k].cpu()) for k in encoder_before)
     assert unchanged == (encoder_lr_scale == 0.0)
 
 
@@ -288,7 +309,8 @@ def test_rewards_start_at_zero_because_dropout_is_off(tiny, tmp_path, dropout):
     model.model.train()
     torch.manual_seed(0)
     with torch.no_grad():
-        loss = trainer.compute_loss(model.model, PairCollator(model)([dataset[i] for i in range(30)]))
+        loss = trainer.compute_loss(model.model, on_model_device(PairCollator(model)([dataset[i] for i in range(30)]),
+                                                                 model.model))
     margins = trainer._stored["rewards/margins"][0]
     if dropout:
         assert abs(margins) > 1e-3 and abs(float(loss) - np.log(2)) > 1e-4

@@ -211,6 +211,8 @@ class DDROTrainer(DocidTrainer):
             model.eval()  # after the Trainer's model.train(); gradients flow the same
         chosen, rejected = pair_logps(model, inputs)
         if self.ref_model is not None:
+            # The Trainer places the policy on its device; the frozen copy follows it there.
+            self.ref_model.to(inputs["input_ids"].device)
             with torch.no_grad():
                 ref_chosen, ref_rejected = pair_logps(self.ref_model, inputs)
         else:
@@ -239,11 +241,12 @@ def precompute_reference(docid_model, dataset: PairDataset, batch_size: int = 64
 
     collator = PairCollator(docid_model)
     model = docid_model.model.eval()
+    device = next(model.parameters()).device
     with torch.inference_mode():
         for start in tqdm(range(0, len(dataset), batch_size), desc="reference log-probs", unit="batch"):
             batch = collator([dataset[i] for i in range(start, min(start + batch_size, len(dataset)))])
-            chosen, rejected = pair_logps(model, batch)
-            dataset.ref[start:start + len(chosen)] = torch.stack([chosen, rejected], 1).float().numpy()
+            chosen, rejected = pair_logps(model, {name: t.to(device) for name, t in batch.items()})
+            dataset.ref[start:start + len(chosen)] = torch.stack([chosen, rejected], 1).float().cpu().numpy()
 
 
 def model_rankings(retriever, queries, depth: int) -> dict[str, list[str]]:

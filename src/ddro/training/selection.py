@@ -65,11 +65,15 @@ class PairLoss:
 
     def encodings(self, encoder) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """`(hidden states, attention mask)` per batch of queries, recomputed when the encoder changed."""
-        fingerprint = torch.stack([p.detach().float().sum() for p in encoder.parameters()])
-        if self._encoder_fingerprint is None or not torch.equal(fingerprint, self._encoder_fingerprint):
+        device = next(encoder.parameters()).device
+        # Kept on the CPU; a model moved to another device since (the Trainer places it) is encoded again there.
+        fingerprint = torch.stack([p.detach().float().sum() for p in encoder.parameters()]).cpu()
+        if self._encoder_fingerprint is None or not torch.equal(fingerprint, self._encoder_fingerprint) \
+                or self._encodings[0][0].device != device:
             self._encodings = []
             for start in range(0, len(self.query_ids), self.batch_queries):
-                input_ids, mask = pad_input_ids(self.input_ids[start:start + self.batch_queries], self.pad_id)
+                input_ids, mask = (t.to(device) for t in pad_input_ids(self.input_ids[start:start + self.batch_queries],
+                                                                       self.pad_id))
                 self._encodings.append((encoder(input_ids=input_ids, attention_mask=mask).last_hidden_state, mask))
             self._encoder_fingerprint = fingerprint
         return self._encodings
@@ -82,13 +86,13 @@ class PairLoss:
             for batch, (hidden, mask) in enumerate(self.encodings(model.get_encoder())):
                 start = batch * self.batch_queries
                 stop = start + len(hidden)
-                counts = torch.tensor([len(d) for d in self.docs[start:stop]])
+                counts = torch.tensor([len(d) for d in self.docs[start:stop]], device=hidden.device)
                 docs = [doc for query_docs in self.docs[start:stop] for doc in query_docs]
                 out.append(sequence_logprobs(
-                    model, label_batch(self.labels, docs),
+                    model, label_batch(self.labels, docs).to(hidden.device),
                     encoder_outputs=BaseModelOutput(last_hidden_state=hidden.repeat_interleave(counts, 0)),
                     attention_mask=mask.repeat_interleave(counts, 0)).float())
-        return torch.cat(out)
+        return torch.cat(out).cpu()
 
     def __call__(self) -> float:
         logps = self.logps()
