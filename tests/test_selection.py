@@ -74,7 +74,7 @@ def test_a_loss_keeps_the_lowest_and_stops_when_it_no_longer_falls():
     assert higher.best_step == 0  # read as a score, the same values keep the first weights
 
 
-def test_selection_on_the_held_out_pairs_loss_keeps_its_lowest(tiny, tmp_path):
+def test_selection_on_the_held_out_pairs_loss_keeps_its_lowest(tiny, tmp_path, capsys):
     collection, docid_model = tiny
     bare = copy.copy(collection)
     bare.split = type(collection.split)("all-test", (), tuple(q.query_id for q in collection.queries))
@@ -88,6 +88,7 @@ def test_selection_on_the_held_out_pairs_loss_keeps_its_lowest(tiny, tmp_path):
     best_step, best = min(history, key=lambda h: (h[1], h[0]))
     assert (summary["selected_step"], summary["validation_score"]) == (best_step, best)
     assert best < np.log(2) - 1e-3
+    assert "selection reads held-out random spans" in capsys.readouterr().err  # a bare corpus says so
 
 
 def test_without_validation_queries_the_last_weights_are_kept(tiny, tmp_path):

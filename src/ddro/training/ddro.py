@@ -320,7 +320,11 @@ def train_ddro(docid_model, collection, config: DDROConfig, out_dir) -> dict:
     if measure is None:
         # Keeping the starting weights would make the phase a silent no-op.
         print("train ddro: no validation queries, so no selection: the last weights are kept", file=sys.stderr)
-    elif measure == PAIR_LOSS:
+    elif all(is_pseudo(q.query_id) for q in validation) and not docid_model.qg_model:
+        # Measured on LISA and Cranfield as bare corpora (README, "Selection on a bare corpus").
+        print("train ddro: no training queries, so selection reads held-out random spans, which do not follow "
+              "real queries; expect about SFT's quality (a --qg-model gives real-like pseudo-queries)", file=sys.stderr)
+    if measure == PAIR_LOSS:
         validation_pairs = make_pairs(validation, positives, rankings, docid_model.table, config.negatives())
         if not validation_pairs:
             from ddro.errors import DdroError
@@ -328,7 +332,7 @@ def train_ddro(docid_model, collection, config: DDROConfig, out_dir) -> dict:
             raise DdroError(f"--validation-measure loss: no pairs for the {len(validation)} validation queries "
                             "(their negatives source ranks none of their documents)")
         validation_score = PairLoss(docid_model, validation_pairs, config.beta, config.loss_type)
-    else:
+    elif measure:
         validation_score = search_measure(retriever, validation, positives, measure, config.validation_beams)
     mined = time.perf_counter()
     dataset = PairDataset(pairs, docid_model)
