@@ -1,6 +1,7 @@
 """The main job, `ddro run`, and the CLI chain train sft -> search -> eval, on the tiny preset."""
 
 import json
+import shutil
 
 import pytest
 
@@ -55,6 +56,20 @@ def test_run_tiny_end_to_end_and_resume(beir_dir, tmp_path, capsys):
     assert main(args + ["--resume", "--scheme", "atomic"]) == 2  # other docids: not continued
     assert "--resume found docids built with" in capsys.readouterr().err
     assert (out / "config.json").read_text() == config_before
+
+
+def test_run_with_a_query_generator_feeds_both_phases_and_caches_its_queries(beir_dir, tmp_path):
+    qg = write_query_generator(tmp_path / "qg", [d["text"] for d in map(json.loads, open(beir_dir / "corpus.jsonl"))])
+    out = tmp_path / "run"
+    args = ["run", "--collection", str(beir_dir), "--out", str(out), "--preset", "tiny", "--eval-steps", "2",
+            "--validation-beams", "4", "--qg-model", str(qg)]
+    assert main(args) == 0
+    assert DocidModel.load(out / "model").qg_model == str(qg)
+    assert list((out / "training" / "pseudo_queries").glob("*.json"))  # SFT's stage 2
+    assert list((out / "training" / "ddro" / "pseudo_queries").glob("*.json"))  # DDRO's own samples
+    shutil.rmtree(qg)
+    assert main(args + ["--resume", "--beta", "0.2"]) == 0  # DDRO trains again, from the cached queries
+    assert json.loads((out / "ddro_summary.json").read_text())["config"]["beta"] == 0.2
 
 
 def test_cpu_docids_follow_the_collection_size_and_scheme_keeps_the_presets_shapes():
