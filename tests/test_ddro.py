@@ -208,7 +208,7 @@ def test_pseudo_queries_come_from_the_generator_sft_recorded(tiny, tmp_path):
     bare corpus, validation) are that model's samples, not spans, and they are cached."""
     from ddro.models import DocidModel
     from ddro.training.ddro import _PSEUDO_SALT
-    from ddro.training.instances import document_texts, generated_pseudo_queries
+    from ddro.training.instances import generated_pseudo_queries, qg_inputs
     from ddro.training.sft import stage_examples_for
 
     from conftest import write_query_generator
@@ -226,7 +226,7 @@ def test_pseudo_queries_come_from_the_generator_sft_recorded(tiny, tmp_path):
     train, validation, positives = training_queries(bare, model, config, tmp_path / "ddro")
     assert train and validation and list((tmp_path / "ddro" / "pseudo_queries").glob("*.json"))
     docs = sorted(positives[q.query_id][0] for q in train + validation)
-    expected = generated_pseudo_queries(qg, document_texts([collection.docs[d] for d in docs]), 1,
+    expected = generated_pseudo_queries(qg, qg_inputs([collection.docs[d] for d in docs]), 1,
                                         config.seed + _PSEUDO_SALT, tmp_path / "ddro")
     by_doc = dict(zip(docs, expected))
     assert all([q.text] == by_doc[positives[q.query_id][0]] for q in train + validation)

@@ -146,10 +146,10 @@ def training_queries(collection, docid_model, config: DDROConfig, cache_dir=None
 
 def _pseudo_query_candidates(collection, docs: list[int], qg_model: str | None, seed: int, cache_dir) -> list[list[str]]:
     """For each of `docs`, the pseudo-queries one is drawn from."""
-    from ddro.training.instances import document_texts, extractive_pseudo_queries, generated_pseudo_queries
+    from ddro.training.instances import extractive_pseudo_queries, generated_pseudo_queries, qg_inputs
 
     if qg_model:
-        return generated_pseudo_queries(qg_model, document_texts([collection.docs[d] for d in docs]), 1, seed,
+        return generated_pseudo_queries(qg_model, qg_inputs([collection.docs[d] for d in docs]), 1, seed,
                                         cache_dir)
     return [extractive_pseudo_queries(collection.docs[d], 8, seed, d)[2:] for d in docs]
 

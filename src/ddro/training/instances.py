@@ -70,14 +70,15 @@ def extractive_pseudo_queries(doc, n: int, seed: int, doc_index: int) -> list[st
     return list(dict.fromkeys(c for c in candidates if c))[:n]
 
 
-def document_texts(docs) -> list[str]:
-    """What a query-generation model reads of each document."""
+def qg_inputs(docs) -> list[str]:
+    """What a query-generation model reads of each document (not `docids.encoders.document_texts`,
+    which embeds them: changing this would change the generated queries and their cache keys)."""
     return [f"{d.title} {d.text}".strip() for d in docs]
 
 
 def pseudo_examples(docs, n: int, seed: int, qg_model: str | None = None, cache_dir: Path | None = None) -> list[Example]:
     if qg_model:
-        queries = generated_pseudo_queries(qg_model, document_texts(docs), n, seed, cache_dir)
+        queries = generated_pseudo_queries(qg_model, qg_inputs(docs), n, seed, cache_dir)
     else:
         queries = [extractive_pseudo_queries(d, n, seed, i) for i, d in enumerate(docs)]
     return [(q, i) for i, qs in enumerate(queries) for q in qs]
