@@ -79,14 +79,24 @@ def tiny(tmp_path_factory):
     return collection, model
 
 
-def write_query_generator(folder: Path, texts) -> Path:
-    """A tiny random T5 query-generation model (a stand-in for docT5query) saved to `folder`."""
+def bare_corpus(collection):
+    """`collection` with every query a test query: nothing trains on queries."""
+    import copy
+
+    bare = copy.copy(collection)
+    bare.split = type(collection.split)("all-test", (), tuple(q.query_id for q in collection.queries))
+    return bare
+
+
+def write_query_generator(folder: Path) -> Path:
+    """A tiny random T5 query-generation model (a stand-in for docT5query) saved to `folder`, its
+    tokenizer trained on the words `write_beir` builds its documents from."""
     import torch
     from transformers import T5Config, T5ForConditionalGeneration
 
     from ddro.models.tokenizer import train_wordpiece
 
-    tokenizer = train_wordpiece(list(texts), 200)
+    tokenizer = train_wordpiece([" ".join(topic) for topic in TOPICS], 200)
     config = T5Config(vocab_size=len(tokenizer), d_model=16, d_ff=32, num_layers=1, num_heads=2, d_kv=8,
                       decoder_start_token_id=0, pad_token_id=0, eos_token_id=1)
     torch.manual_seed(0)

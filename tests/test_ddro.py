@@ -13,7 +13,7 @@ from ddro.training.ddro import DDROConfig, PairCollator, PairDataset, pair_logps
 from ddro.training.ddro_loss import LOSS_TYPES, ddro_loss
 from ddro.training.negatives import NegativeConfig, Pair, draw_negatives, make_pairs, parse_bands
 
-from conftest import on_model_device
+from conftest import bare_corpus, on_model_device, write_query_generator
 
 
 def plain_logp(model, query_ids, labels):
@@ -192,8 +192,7 @@ def test_training_raises_chosen_minus_rejected(tiny, tmp_path, encoder_lr_scale)
 
 def test_a_bare_corpus_trains_and_validates_on_fresh_pseudo_queries(tiny):
     collection, model = tiny
-    bare = copy.copy(collection)
-    bare.split = type(collection.split)("all-test", (), tuple(q.query_id for q in collection.queries))
+    bare = bare_corpus(collection)
     train, validation, positives = training_queries(bare, model, DDROConfig())
     assert train and validation
     assert all(q.query_id.startswith("pseudo:") for q in train + validation)
@@ -211,17 +210,14 @@ def test_pseudo_queries_come_from_the_generator_sft_recorded(tiny, tmp_path):
     from ddro.training.instances import generated_pseudo_queries, qg_inputs
     from ddro.training.sft import stage_examples_for
 
-    from conftest import write_query_generator
-
     collection, model = tiny
-    qg = str(write_query_generator(tmp_path / "qg", [d.text for d in collection.docs]))
+    qg = str(write_query_generator(tmp_path / "qg"))
     model = copy.copy(model)
     stage_examples_for(collection, model, get_preset("tiny"), qg, tmp_path / "sft-cache")
     model.save(tmp_path / "sft")
     model = DocidModel.load(tmp_path / "sft")
     assert model.qg_model == qg
-    bare = copy.copy(collection)
-    bare.split = type(collection.split)("all-test", (), tuple(q.query_id for q in collection.queries))
+    bare = bare_corpus(collection)
     config = DDROConfig(pseudo_queries=12)
     train, validation, positives = training_queries(bare, model, config, tmp_path / "ddro")
     assert train and validation and list((tmp_path / "ddro" / "pseudo_queries").glob("*.json"))

@@ -59,7 +59,7 @@ def test_run_tiny_end_to_end_and_resume(beir_dir, tmp_path, capsys):
 
 
 def test_run_with_a_query_generator_feeds_both_phases_and_caches_its_queries(beir_dir, tmp_path):
-    qg = write_query_generator(tmp_path / "qg", [d["text"] for d in map(json.loads, open(beir_dir / "corpus.jsonl"))])
+    qg = write_query_generator(tmp_path / "qg")
     out = tmp_path / "run"
     args = ["run", "--collection", str(beir_dir), "--out", str(out), "--preset", "tiny", "--eval-steps", "2",
             "--validation-beams", "4", "--qg-model", str(qg)]
@@ -106,7 +106,7 @@ def test_cli_chain_train_search_eval(beir_dir, tmp_path, capsys):
     assert main(["search", "--model", str(model), "--collection", str(beir_dir), "--out", str(half), "--k", "5",
                  "--beams", "5", "--dtype", "bf16"]) == 0
     assert "bf16" in capsys.readouterr().out and len(half.read_text().splitlines()) == 25
-    qg = write_query_generator(tmp_path / "qg", [d["text"] for d in map(json.loads, open(beir_dir / "corpus.jsonl"))])
+    qg = write_query_generator(tmp_path / "qg")
     assert main(["train", "ddro", "--collection", str(beir_dir), "--model", str(model), "--out", str(tmp_path / "ddro"),
                  "--qg-model", str(qg), "--pseudo-queries", "8", "--epochs", "0.5", "--eval-steps", "2"]) == 0
     assert "train ddro:" in capsys.readouterr().out

@@ -14,6 +14,8 @@ from ddro.training.ddro_loss import LOSS_TYPES, ddro_loss
 from ddro.training.negatives import Pair
 from ddro.training.selection import PAIR_LOSS, PairLoss, ValidationSelection
 
+from conftest import bare_corpus
+
 
 @pytest.mark.parametrize("loss_type,trained", [(t, "whole model") for t in LOSS_TYPES] + [("sigmoid", "decoder")])
 def test_pair_loss_is_the_ddro_loss_of_each_pair_against_the_first_weights(tiny, loss_type, trained):
@@ -76,8 +78,7 @@ def test_a_loss_keeps_the_lowest_and_stops_when_it_no_longer_falls():
 
 def test_selection_on_the_held_out_pairs_loss_keeps_its_lowest(tiny, tmp_path, capsys):
     collection, docid_model = tiny
-    bare = copy.copy(collection)
-    bare.split = type(collection.split)("all-test", (), tuple(q.query_id for q in collection.queries))
+    bare = bare_corpus(collection)
     model = copy.deepcopy(docid_model)
     config = DDROConfig(epochs=3, batch_size=8, learning_rate=3e-3, per_query=4, eval_steps=2, patience=100,
                         bands=((1, 10), (11, 30)), band_proportions=(1, 1), validation_measure=PAIR_LOSS)

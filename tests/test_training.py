@@ -55,7 +55,7 @@ def test_query_examples_use_training_queries_only(setup):
 
 def test_pseudo_queries_from_a_generation_model_are_cached(setup, tmp_path, monkeypatch):
     collection, _, _ = setup
-    write_query_generator(tmp_path / "qg", [d.text for d in collection.docs])
+    write_query_generator(tmp_path / "qg")
     examples = pseudo_examples(collection.docs[:3], 2, seed=0, qg_model=str(tmp_path / "qg"), cache_dir=tmp_path / "cache")
     assert {d for _, d in examples} <= {0, 1, 2} and len(examples) <= 6
     assert list((tmp_path / "cache" / "pseudo_queries").glob("*.json"))
