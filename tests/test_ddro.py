@@ -207,7 +207,7 @@ def test_pseudo_queries_come_from_the_generator_sft_recorded(tiny, tmp_path):
     bare corpus, validation) are that model's samples, not spans, and they are cached."""
     from ddro.models import DocidModel
     from ddro.training.ddro import _PSEUDO_SALT
-    from ddro.training.instances import generated_pseudo_queries, qg_inputs
+    from ddro.training.instances import extractive_pseudo_queries, generated_pseudo_queries, qg_inputs
     from ddro.training.sft import stage_examples_for
 
     collection, model = tiny
@@ -221,12 +221,15 @@ def test_pseudo_queries_come_from_the_generator_sft_recorded(tiny, tmp_path):
     config = DDROConfig(pseudo_queries=12)
     train, validation, positives = training_queries(bare, model, config, tmp_path / "ddro")
     assert train and validation and list((tmp_path / "ddro" / "pseudo_queries").glob("*.json"))
-    docs = sorted(positives[q.query_id][0] for q in train + validation)
-    expected = generated_pseudo_queries(qg, qg_inputs([collection.docs[d] for d in docs]), 1,
-                                        config.seed + _PSEUDO_SALT, tmp_path / "ddro")
-    by_doc = dict(zip(docs, expected))
-    assert all([q.text] == by_doc[positives[q.query_id][0]] for q in train + validation)
-    assert not any(q.text in collection.docs[positives[q.query_id][0]].text for q in train + validation)
+    # The documents DDRO samples, drawn as it draws them; generated again here, without the cache.
+    sampled = sorted(np.random.default_rng(config.seed).permutation(len(collection.docs))[:12].tolist())
+    expected = generated_pseudo_queries(qg, qg_inputs([collection.docs[d] for d in sampled]), 1,
+                                        config.seed + _PSEUDO_SALT, None)
+    by_doc = {positives[q.query_id][0]: q.text for q in train + validation}
+    # A sample that decodes to nothing (the random generator can end at once) gives its document no query.
+    assert by_doc == {d: queries[0] for d, queries in zip(sampled, expected) if queries}
+    spans = {d: extractive_pseudo_queries(collection.docs[d], 8, config.seed + _PSEUDO_SALT, d) for d in by_doc}
+    assert not any(text in spans[d] for d, text in by_doc.items())
 
 
 @pytest.mark.parametrize("source", ["bm25", "run file"])
