@@ -94,9 +94,9 @@ def write_query_generator(folder: Path) -> Path:
     import torch
     from transformers import T5Config, T5ForConditionalGeneration
 
-    from ddro.models.tokenizer import train_wordpiece
+    from ddro.models.tokenizer import train_subword_tokenizer
 
-    tokenizer = train_wordpiece([" ".join(topic) for topic in TOPICS], 200)
+    tokenizer = train_subword_tokenizer([" ".join(topic) for topic in TOPICS], 200)
     config = T5Config(vocab_size=len(tokenizer), d_model=16, d_ff=32, num_layers=1, num_heads=2, d_kv=8,
                       decoder_start_token_id=0, pad_token_id=0, eos_token_id=1)
     torch.manual_seed(0)

@@ -7,7 +7,7 @@ directory holds everything a fresh process needs (weights as safetensors, tokeni
 - `minilm-warm`: all-MiniLM-L6-v2 (offline) as encoder, a small BERT-style decoder with
   cross-attention over a vocabulary of only the docid tokens (plus pad, EOS, start). Only the top
   `trainable_encoder_layers` of the encoder train, at `encoder_lr_scale` times the learning rate.
-- `t5-scratch`: T5 from random weights with a WordPiece tokenizer trained on the collection; the
+- `t5-scratch`: T5 from random weights with a BPE tokenizer trained on the collection; the
   docid tokens are appended to the vocabulary (shared embeddings, as the paper extends T5's).
 - `pretrained`: any Hugging Face seq2seq checkpoint (`t5-base`, a local path); docid tokens the
   tokenizer lacks are added and the embeddings resized (paper: +M*K rows).
@@ -160,9 +160,9 @@ def _minilm_warm(preset, table: DocidTable) -> DocidModel:
 def _t5_scratch(preset, table: DocidTable, corpus_texts) -> DocidModel:
     from transformers import T5Config, T5ForConditionalGeneration
 
-    from ddro.models.tokenizer import train_wordpiece
+    from ddro.models.tokenizer import train_subword_tokenizer
 
-    tokenizer = train_wordpiece(corpus_texts, preset.tokenizer_vocab)
+    tokenizer = train_subword_tokenizer(corpus_texts, preset.tokenizer_vocab)
     base = len(tokenizer)
     eos = _table_eos(table)
     docid_ids = np.array([1 if tok == eos else base + i for i, tok in enumerate(table.vocab)], dtype=np.int64)
