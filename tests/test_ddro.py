@@ -122,6 +122,27 @@ def test_validation_is_the_part_sft_held_out(tiny):
     assert {q.query_id for q in validation} == held  # real queries validate while there are any
 
 
+def test_an_sft_that_held_nothing_out_leaves_ddro_no_query_it_trained_on(tiny, tmp_path):
+    """0.0 recorded is "nothing held out", not "not recorded": DDRO must not select on 20% of
+    queries SFT trained on. A model SFT never trained records nothing (DDRO's default applies)."""
+    from ddro.models import DocidModel
+    from ddro.training.sft import stage_examples_for
+
+    collection, model = tiny
+    assert model.validation_fraction is None
+    model.save(tmp_path / "untrained")
+    assert DocidModel.load(tmp_path / "untrained").validation_fraction is None
+    _, validation, _ = training_queries(collection, model, DDROConfig())
+    assert validation  # the default fraction
+    held_nothing = copy.copy(model)
+    stage_examples_for(collection, held_nothing, get_preset("tiny", validation_fraction=0.0))
+    held_nothing.save(tmp_path / "sft")
+    held_nothing = DocidModel.load(tmp_path / "sft")
+    assert held_nothing.validation_fraction == 0.0
+    train, validation, _ = training_queries(collection, held_nothing, DDROConfig())
+    assert not validation and train
+
+
 def test_train_ddro_selects_on_validation_and_keeps_the_best_weights(tiny, tmp_path):
     collection, docid_model = tiny
     model = copy.deepcopy(docid_model)

@@ -46,8 +46,9 @@ class DocidModel:
     eos_token_id: int
     decoder_start_token_id: int
     max_input_tokens: int = 64
-    # Share of training queries SFT held out for validation (`collections.base.validation_part`).
-    validation_fraction: float = 0.0
+    # Share of training queries SFT held out for validation (`collections.base.validation_part`);
+    # None: not trained by SFT here, so nothing is known to be held out.
+    validation_fraction: float | None = None
     # The query-generation model behind SFT's pseudo-queries (None: extractive spans).
     qg_model: str | None = None
 
@@ -109,7 +110,7 @@ class DocidModel:
             parameter.requires_grad_(name not in frozen)
         return cls(model, AutoTokenizer.from_pretrained(folder / "tokenizer"), DocidTable.load(folder / "docids"),
                    np.load(folder / "docid_token_ids.npy"), meta["architecture"], meta["eos_token_id"],
-                   meta["decoder_start_token_id"], meta["max_input_tokens"], meta.get("validation_fraction", 0.0),
+                   meta["decoder_start_token_id"], meta["max_input_tokens"], meta.get("validation_fraction"),
                    meta.get("qg_model"))
 
 

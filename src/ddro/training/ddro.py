@@ -129,8 +129,8 @@ def training_queries(collection, docid_model, config: DDROConfig, cache_dir=None
                 qid = f"{PSEUDO_PREFIX}{collection.docs[doc].doc_id}"
                 queries.append(Query(qid, candidates[int(rng.integers(len(candidates)))]))
                 positives[qid] = [doc]
-    fraction = config.validation_fraction if config.validation_fraction is not None else (
-        docid_model.validation_fraction or DEFAULT_VALIDATION_FRACTION)
+    fraction = next(f for f in (config.validation_fraction, docid_model.validation_fraction,
+                                DEFAULT_VALIDATION_FRACTION) if f is not None)
     # Real queries validate whenever there are any: pseudo-queries are only a stand-in for them.
     real = [q.query_id for q in queries if not is_pseudo(q.query_id)]
     held = validation_part(real or [q.query_id for q in queries], fraction)
