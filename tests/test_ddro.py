@@ -243,7 +243,8 @@ def test_pseudo_queries_come_from_the_generator_sft_recorded(tiny, tmp_path):
     train, validation, positives = training_queries(bare, model, config, tmp_path / "ddro")
     assert train and validation and list((tmp_path / "ddro" / "pseudo_queries").glob("*.json"))
     # The documents DDRO samples, drawn as it draws them; generated again here, without the cache.
-    sampled = sorted(np.random.default_rng(config.seed).permutation(len(collection.docs))[:12].tolist())
+    drawn = np.random.default_rng(config.seed).permutation(len(collection.docs))[:config.pseudo_queries]
+    sampled = sorted(drawn.tolist())
     expected = generated_pseudo_queries(qg, qg_inputs([collection.docs[d] for d in sampled]), 1,
                                         config.seed + _PSEUDO_SALT, None)
     by_doc = {positives[q.query_id][0]: q.text for q in train + validation}
