@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ddro.docids.table import PAD, DocidTable, collision_groups, pad_rows
+from ddro.docids.table import PAD, DocidTable, collision_groups
 from ddro.errors import DdroError, at
 from ddro.models.docid_model import DTYPES, DocidModel
 
@@ -73,20 +73,15 @@ def _first_line(exc: Exception) -> str:
     return (text.splitlines()[0] if text else type(exc).__name__)[:160]
 
 
-def _pq_ranges(vocab_size: int) -> tuple[np.ndarray, np.ndarray]:
-    base = vocab_size - PQ_SUBSPACES * PQ_CODES
-    low = base + PQ_CODES * np.arange(PQ_SUBSPACES)
-    return low, low + PQ_CODES
-
-
 def _check_pq(ids: list[int], vocab_size: int) -> str | None:
     if len(ids) != PQ_SUBSPACES:
         return f"a PQ docid has {PQ_SUBSPACES} token ids, found {len(ids)}"
-    low, high = _pq_ranges(vocab_size)
+    base = vocab_size - PQ_SUBSPACES * PQ_CODES
     for m, token in enumerate(ids):
-        if not low[m] <= token < high[m]:
+        low = base + PQ_CODES * m
+        if not low <= token < low + PQ_CODES:
             return (f"token id {token} at position {m + 1} is not a code of PQ sub-space {m + 1} "
-                    f"(ids {low[m]}..{high[m] - 1} for a vocabulary of {vocab_size})")
+                    f"(ids {low}..{low + PQ_CODES - 1} for a vocabulary of {vocab_size})")
     return None
 
 
@@ -101,64 +96,95 @@ def _check_tu(ids: list[int], eos: int, pad: int) -> str | None:
     return None
 
 
-def _parse_ids(field: str) -> tuple[list[int] | None, str | None]:
+def _ids_problem(field: str) -> str | None:
     if _IDS.fullmatch(field):
-        return [int(x) for x in field.split(",")], None
+        return None
     if not field:
-        return None, "no token ids after the tab"
+        return "no token ids after the tab"
     bad = next((p for p in field.split(",") if not p.isascii() or not p.isdigit()), field)
-    return None, f"token id {bad!r} is not a non-negative integer"
+    return f"token id {bad!r} is not a non-negative integer"
+
+
+def _row_problem(ids: list[int], kind: str, vocab_size: int, eos: int, pad: int) -> str | None:
+    beyond = [t for t in ids if t >= vocab_size]
+    if beyond:
+        return f"token id {beyond[0]} is beyond the model's vocabulary (size {vocab_size})"
+    return _check_tu(ids, eos, pad) if kind == "tu" else _check_pq(ids, vocab_size)
+
+
+def _bad_rows(flat: np.ndarray, lengths: np.ndarray, kind: str, vocab_size: int, eos: int, pad: int) -> np.ndarray:
+    """Rows that break a rule of `_row_problem`, found for all rows at once (which rule: `_row_problem`)."""
+    starts = np.cumsum(lengths) - lengths
+    row = np.repeat(np.arange(len(lengths)), lengths)
+    position = np.arange(len(flat)) - starts[row]
+    bad = flat >= vocab_size
+    if kind == "tu":
+        last = position == lengths[row] - 1
+        bad |= np.where(last, flat != eos, (flat == eos) | (flat == pad))
+        short = lengths < 2
+    else:
+        low = vocab_size - PQ_SUBSPACES * PQ_CODES + PQ_CODES * position
+        bad |= (flat < low) | (flat >= low + PQ_CODES)
+        short = lengths != PQ_SUBSPACES
+    return np.union1d(np.unique(row[bad]), np.flatnonzero(short))
 
 
 def read_released_table(path: Path, vocab_size: int, eos: int, pad: int = 0) -> tuple[DocidTable, np.ndarray]:
     """A released docid table file as `(DocidTable, docid_token_ids)`: the table's vocabulary is
-    the distinct token ids it uses (as strings), `docid_token_ids` those ids."""
+    the distinct token ids it uses (as strings), `docid_token_ids` those ids.
+
+    Lines are read up to the first malformed one (no tab, ids that are not integers, a repeated
+    document); the ids of the lines before it are then checked all at once, and the first faulty
+    line of the file is reported."""
     labels: list[str] = []
-    rows: list[list[int]] = []
-    kind = None
+    fields: list[str] = []
     first_line: dict[str, int] = {}
+    malformed = None  # (line number, message)
+    cut_line = None  # a last line without a line end
     with open(path, encoding="utf-8", errors="replace", newline="") as fh:
         for line_no, raw in enumerate(fh, start=1):
-            line = raw.rstrip("\r\n")
-
-            def fault(message: str) -> DdroError:
-                cut = "" if raw.endswith("\n") else " (the file ends inside this line: truncated?)"
-                return DdroError(f"{at(path, line_no)}: {message}{cut}")
-
-            if not line.strip():
-                raise fault("empty line (expected '[docid]<TAB>id,id,...')")
-            fields = line.split("\t")
-            if len(fields) != 2:
-                raise fault(f"expected '[docid]<TAB>id,id,...', found {len(fields) - 1} tabs")
-            label, ids_field = fields[0].strip(), fields[1].strip()
-            if not label:
-                raise fault("empty docid label before the tab")
-            ids, problem = _parse_ids(ids_field)
-            if problem:
-                raise fault(problem)
-            beyond = [t for t in ids if t >= vocab_size]
-            if beyond:
-                raise fault(f"token id {beyond[0]} is beyond the model's vocabulary (size {vocab_size})")
-            if kind is None:
-                kind = "tu" if ids[-1] == eos else "pq"
-            problem = _check_tu(ids, eos, pad) if kind == "tu" else _check_pq(ids, vocab_size)
-            if problem:
-                raise fault(f"{problem} (line 1 made this a {kind.upper()} table)" if line_no > 1 else problem)
-            doc_id = released_doc_id(label)
-            if doc_id in first_line:
-                raise fault(f"document {doc_id} already has a docid on line {first_line[doc_id]}")
-            first_line[doc_id] = line_no
-            labels.append(doc_id)
-            rows.append(ids)
-    if not rows:
+            if not raw.endswith("\n"):
+                cut_line = line_no
+            parts = raw.rstrip("\r\n").split("\t")
+            label = released_doc_id(parts[0])
+            if not "".join(parts).strip():
+                malformed = (line_no, "empty line (expected '[docid]<TAB>id,id,...')")
+            elif len(parts) != 2:
+                malformed = (line_no, f"expected '[docid]<TAB>id,id,...', found {len(parts) - 1} tabs")
+            elif not label:
+                malformed = (line_no, "empty docid label before the tab")
+            elif problem := _ids_problem(parts[1].strip()):
+                malformed = (line_no, problem)
+            elif label in first_line:
+                malformed = (line_no, f"document {label} already has a docid on line {first_line[label]}")
+            if malformed:
+                break
+            first_line[label] = line_no
+            labels.append(label)
+            fields.append(parts[1].strip())
+    if not fields and malformed is None:
         raise DdroError(f"{path}: no docids (an empty table)")
-    sequences = pad_rows(rows)
-    token_ids = np.unique(sequences[sequences != PAD]).astype(np.int64)
-    codes = np.where(sequences == PAD, PAD, np.searchsorted(token_ids, np.maximum(sequences, 0))).astype(np.int32)
+    lengths = np.array([f.count(",") + 1 for f in fields], dtype=np.int64)
+    flat = np.fromstring(",".join(fields), dtype=np.int64, sep=",") if fields else np.zeros(0, np.int64)
+    kind = "tu" if len(flat) and flat[lengths[0] - 1] == eos else "pq"
+    bad = _bad_rows(flat, lengths, kind, vocab_size, eos, pad)
+    if len(bad):
+        i = int(bad[0])
+        ids = [int(t) for t in fields[i].split(",")]
+        problem = _row_problem(ids, kind, vocab_size, eos, pad)
+        malformed = (i + 1, f"{problem} (line 1 made this a {kind.upper()} table)" if i else problem)
+    if malformed:
+        line_no, message = malformed
+        cut = " (the file ends inside this line: truncated?)" if line_no == cut_line else ""
+        raise DdroError(f"{at(path, line_no)}: {message}{cut}")
+    token_ids, inverse = np.unique(flat, return_inverse=True)
+    codes = np.full((len(fields), int(lengths.max())), PAD, dtype=np.int32)
+    codes[np.repeat(np.arange(len(fields)), lengths), np.arange(len(flat)) - np.repeat(np.cumsum(lengths) - lengths,
+                                                                                      lengths)] = inverse
     table = DocidTable(scheme=f"released-{kind}", doc_ids=labels, codes=codes, vocab=[str(t) for t in token_ids],
                        new_tokens=kind == "pq", options={"source": str(path), "kind": kind},
                        collision_groups=collision_groups(codes), collision_policy="share")
-    return table, token_ids
+    return table, token_ids.astype(np.int64)
 
 
 class ReleasedDocidModel(DocidModel):
