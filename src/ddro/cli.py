@@ -95,7 +95,7 @@ def cmd_train_sft(args) -> int:
         raise DdroError(f"{args.docids}: the docid table was built for another collection than {args.collection}")
     start = time.perf_counter()
     model = build_docid_model(preset, table, [f"{d.title} {d.text}" for d in collection.docs], args.seed)
-    examples = stage_examples_for(collection, model, preset, args.qg_model, out / "training")
+    examples = stage_examples_for(collection, model, preset, args.qg_model, out / "training", args.pseudo_queries_file)
     timings = train_sft(model, examples, preset, out / "training", resume=args.resume)
     model.save(out)
     (out / "training" / "timings.json").write_text(json.dumps(timings, indent=2) + "\n")
@@ -143,6 +143,19 @@ def selection_summary(summary: dict) -> str:
     return f"validation {summary['validation_measure']} {summary['validation_score']:.3f} (step {summary['selected_step']})"
 
 
+def _pseudo_query_source_for_ddro(model, qg_model, pseudo_queries_file) -> None:
+    """An explicit --qg-model or --pseudo-queries-file replaces the source the model recorded."""
+    from ddro.training.instances import one_pseudo_query_source, record_pseudo_queries_file
+
+    one_pseudo_query_source(qg_model, pseudo_queries_file)
+    if pseudo_queries_file:
+        model.qg_model = None
+        record_pseudo_queries_file(model, pseudo_queries_file)
+    elif qg_model:
+        model.qg_model = qg_model
+        record_pseudo_queries_file(model, None)
+
+
 def cmd_train_ddro(args) -> int:
     from ddro.collections import load_collection
     from ddro.models import DocidModel
@@ -156,7 +169,7 @@ def cmd_train_ddro(args) -> int:
     model = DocidModel.load(args.model)
     if model.table.doc_ids != [d.doc_id for d in collection.docs]:
         raise DdroError(f"{args.model}: the model was trained for another collection than {args.collection}")
-    model.qg_model = args.qg_model or model.qg_model
+    _pseudo_query_source_for_ddro(model, args.qg_model, args.pseudo_queries_file)
     with atomic_output_dir(out, args.overwrite) as tmp:
         summary = train_ddro(model, collection, config, tmp / "training")
         model.save(tmp)
@@ -255,7 +268,8 @@ def cmd_run(args) -> int:
     from ddro.pipeline import RunConfig, run_pipeline
 
     config = RunConfig(collection=args.collection, out=args.out, preset=preset_from_args(args), scheme=args.scheme,
-                       test_fraction=args.test_fraction, qg_model=args.qg_model, k=args.k, beams=args.beams,
+                       test_fraction=args.test_fraction, qg_model=args.qg_model,
+                       pseudo_queries_file=args.pseudo_queries_file, k=args.k, beams=args.beams,
                        seed=args.seed, resume=args.resume, overwrite=args.overwrite,
                        ddro=dataclasses.replace(ddro_config_from_args(args), seed=args.seed) if args.ddro else None)
     start = time.perf_counter()
@@ -292,6 +306,8 @@ def _add_model_options(parser) -> None:
                         "start from instead of the preset's architecture, e.g. t5-base")
     parser.add_argument("--qg-model", default=None, help="a query-generation model (docT5query style) for the "
                         "pseudo-queries of stage 2 (default: the offline extractive generator)")
+    parser.add_argument("--pseudo-queries-file", default=None, metavar="FILE", help="pseudo-queries for stage 2 "
+                        "and DDRO from a file, 'doc_id<TAB>query' a line (docT5query output), instead of --qg-model")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--untied-output", action="store_true",
                         help="give the decoder an output head of its own instead of tying it to the embeddings")
@@ -345,6 +361,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace the output folder if it exists")
     p.add_argument("--qg-model", default=None, help="a query-generation model (docT5query style) for the "
                    "pseudo-queries (default: the one SFT's stage 2 used, as the model records; else extractive spans)")
+    p.add_argument("--pseudo-queries-file", default=None, metavar="FILE", help="pseudo-queries from a file, "
+                   "'doc_id<TAB>query' a line (default: the file SFT's stage 2 read, as the model records)")
     add_ddro_options(p)
     p.set_defaults(func=cmd_train_ddro)
 
