@@ -129,3 +129,20 @@ def test_train_ddro_reads_the_recorded_file_unless_told_otherwise(tiny, tmp_path
     capsys.readouterr()
     assert main(common + ["--out", str(tmp_path / "d"), "--qg-model", qg, "--pseudo-queries-file", str(other)]) == 2
     assert "not both" in capsys.readouterr().err
+
+
+def test_ddro_run_hands_the_file_to_sft(tmp_path, monkeypatch, capsys):
+    import ddro.training.sft as sft
+
+    beir = write_beir(tmp_path / "c", n_docs=10)
+    (tmp_path / "pq.tsv").write_text("d0\tgood query\n")
+    given = []
+
+    def stop_after_examples(collection, docid_model, preset, qg_model=None, cache_dir=None, pseudo_queries_file=None):
+        given.append((qg_model, pseudo_queries_file))
+        raise DdroError("stopped")
+
+    monkeypatch.setattr(sft, "stage_examples_for", stop_after_examples)
+    assert main(["run", "--collection", str(beir), "--preset", "tiny", "--scheme", "atomic", "--out", str(tmp_path / "o"),
+                 "--pseudo-queries-file", str(tmp_path / "pq.tsv")]) == 2
+    assert given == [(None, str(tmp_path / "pq.tsv"))] and "stopped" in capsys.readouterr().err
