@@ -39,8 +39,8 @@ def add_dataclass_options(parser: argparse.ArgumentParser, cls, skip=()) -> None
             parser.add_argument(flag, type=kind, default=f.default, help=f"{help_text} (default: {f.default})".strip())
 
 
-def _add_collection_options(parser) -> None:
-    parser.add_argument("--collection", required=True, metavar="SRC",
+def _add_collection_options(parser, required: bool = True) -> None:
+    parser.add_argument("--collection", required=required, metavar="SRC",
                         help="collection folder (BEIR, MS MARCO TSV, Cranfield/NPL/LISA) or irds:<id>")
     parser.add_argument("--test-fraction", type=float, default=None,
                         help="fraction of judged queries used for testing when the collection has no split "
@@ -95,7 +95,7 @@ def cmd_train_sft(args) -> int:
         raise DdroError(f"{args.docids}: the docid table was built for another collection than {args.collection}")
     start = time.perf_counter()
     model = build_docid_model(preset, table, [f"{d.title} {d.text}" for d in collection.docs], args.seed)
-    examples = stage_examples_for(collection, model, preset, args.qg_model, out / "training")
+    examples = stage_examples_for(collection, model, preset, args.qg_model, out / "training", args.pseudo_queries_file)
     timings = train_sft(model, examples, preset, out / "training", resume=args.resume)
     model.save(out)
     (out / "training" / "timings.json").write_text(json.dumps(timings, indent=2) + "\n")
@@ -143,6 +143,19 @@ def selection_summary(summary: dict) -> str:
     return f"validation {summary['validation_measure']} {summary['validation_score']:.3f} (step {summary['selected_step']})"
 
 
+def _pseudo_query_source_for_ddro(model, qg_model, pseudo_queries_file) -> None:
+    """An explicit --qg-model or --pseudo-queries-file replaces the source the model recorded."""
+    from ddro.training.instances import one_pseudo_query_source, record_pseudo_queries_file
+
+    one_pseudo_query_source(qg_model, pseudo_queries_file)
+    if pseudo_queries_file:
+        model.qg_model = None
+        record_pseudo_queries_file(model, pseudo_queries_file)
+    elif qg_model:
+        model.qg_model = qg_model
+        record_pseudo_queries_file(model, None)
+
+
 def cmd_train_ddro(args) -> int:
     from ddro.collections import load_collection
     from ddro.models import DocidModel
@@ -156,7 +169,7 @@ def cmd_train_ddro(args) -> int:
     model = DocidModel.load(args.model)
     if model.table.doc_ids != [d.doc_id for d in collection.docs]:
         raise DdroError(f"{args.model}: the model was trained for another collection than {args.collection}")
-    model.qg_model = args.qg_model or model.qg_model
+    _pseudo_query_source_for_ddro(model, args.qg_model, args.pseudo_queries_file)
     with atomic_output_dir(out, args.overwrite) as tmp:
         summary = train_ddro(model, collection, config, tmp / "training")
         model.save(tmp)
@@ -167,24 +180,45 @@ def cmd_train_ddro(args) -> int:
     return 0
 
 
-def cmd_search(args) -> int:
+def _queries_from_args(args):
+    """`(queries, description)` from `--queries-file` or from `--collection`'s `--queries` part."""
     from ddro.collections import load_collection
+    from ddro.querysets import read_queries
+
+    if (args.collection is None) == (args.queries_file is None):
+        raise DdroError("give either --collection or --queries-file")
+    if args.queries_file:
+        return read_queries(args.queries_file), f"queries of {args.queries_file}"
+    collection = load_collection(args.collection, args.test_fraction)
+    queries = collection.queries if args.queries == "all" else collection.queries_of(args.queries)
+    return queries, f"{args.queries} queries"
+
+
+def cmd_search(args) -> int:
+    from ddro.querysets import is_tokenized
     from ddro.retrieval import GenerativeRetriever
     from ddro.runs import write_trec_run
 
     import torch
 
-    retriever = GenerativeRetriever.load(args.model, args.device or ("cuda" if torch.cuda.is_available() else "cpu"),
-                                         args.dtype)
-    collection = load_collection(args.collection, args.test_fraction)
-    queries = collection.queries if args.queries == "all" else collection.queries_of(args.queries)
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    queries, described = _queries_from_args(args)
+    if args.docids:
+        from ddro.released import load_released
+
+        retriever = GenerativeRetriever(load_released(args.model, args.docids, device, args.dtype))
+    elif is_tokenized(queries):
+        raise DdroError(f"{args.queries_file}: a released test set holds T5 token ids; search it with a released "
+                        "checkpoint and its table (--docids)")
+    else:
+        retriever = GenerativeRetriever.load(args.model, device, args.dtype)
     start = time.perf_counter()
     beams = max(args.beams, args.k if args.beams_at_least_k else 1)
     run = retriever.search(queries, k=args.k, num_beams=beams, batch_size=args.batch_size,
                            length_penalty=args.length_penalty)
     seconds = time.perf_counter() - start
     write_trec_run(run, Path(args.out), args.tag)
-    print(f"search: {len(queries)} {args.queries} queries, beams {beams}, {args.dtype}, "
+    print(f"search: {len(queries)} {described}, beams {beams}, {args.dtype}, "
           f"{len(queries) / max(seconds, 1e-9):.2f} queries/s -> {args.out}")
     return 0
 
@@ -194,8 +228,14 @@ def cmd_eval(args) -> int:
     from ddro.evaluation import evaluate
     from ddro.runs import read_trec_run
 
-    collection = load_collection(args.collection, args.test_fraction)
+    if (args.collection is None) == (args.qrels is None):
+        raise DdroError("give either --collection or --qrels")
+    if args.queries_file and not args.qrels:
+        raise DdroError("--queries-file goes with --qrels (a collection's queries are chosen with --queries)")
     run = read_trec_run(Path(args.run))
+    if args.qrels:
+        return _eval_with_qrels(args, run)
+    collection = load_collection(args.collection, args.test_fraction)
     judged = set(collection.judged_query_ids())
     queries = collection.queries if args.queries == "all" else collection.queries_of(args.queries)
     query_ids = [q.query_id for q in queries if q.query_id in judged]
@@ -205,11 +245,31 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def _eval_with_qrels(args, run) -> int:
+    """`ddro eval --qrels`: every judged query (of `--queries-file` when given), doc ids compared as
+    `ddro.released.released_doc_id` writes them."""
+    from ddro.evaluation import evaluate
+    from ddro.querysets import normalized_run, read_qrels, read_queries
+
+    qrels = read_qrels(args.qrels)
+    judged = [q for q, docs in qrels.items() if any(rel > 0 for rel in docs.values())]
+    if args.queries_file:
+        wanted = {q.query_id for q in read_queries(args.queries_file)}
+        judged = [q for q in judged if q in wanted]
+    if not judged:
+        raise DdroError(f"{args.qrels}: no query with a relevant judgment to evaluate")
+    result = evaluate(normalized_run(run), qrels, judged)
+    print(json.dumps({"run": args.run, "qrels": args.qrels, "queries": len(judged), "measures": result["aggregate"]},
+                     indent=2))
+    return 0
+
+
 def cmd_run(args) -> int:
     from ddro.pipeline import RunConfig, run_pipeline
 
     config = RunConfig(collection=args.collection, out=args.out, preset=preset_from_args(args), scheme=args.scheme,
-                       test_fraction=args.test_fraction, qg_model=args.qg_model, k=args.k, beams=args.beams,
+                       test_fraction=args.test_fraction, qg_model=args.qg_model,
+                       pseudo_queries_file=args.pseudo_queries_file, k=args.k, beams=args.beams,
                        seed=args.seed, resume=args.resume, overwrite=args.overwrite,
                        ddro=dataclasses.replace(ddro_config_from_args(args), seed=args.seed) if args.ddro else None)
     start = time.perf_counter()
@@ -246,6 +306,8 @@ def _add_model_options(parser) -> None:
                         "start from instead of the preset's architecture, e.g. t5-base")
     parser.add_argument("--qg-model", default=None, help="a query-generation model (docT5query style) for the "
                         "pseudo-queries of stage 2 (default: the offline extractive generator)")
+    parser.add_argument("--pseudo-queries-file", default=None, metavar="FILE", help="pseudo-queries for stage 2 "
+                        "and DDRO from a file, 'doc_id<TAB>query' a line (docT5query output), instead of --qg-model")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--untied-output", action="store_true",
                         help="give the decoder an output head of its own instead of tying it to the embeddings")
@@ -299,14 +361,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace the output folder if it exists")
     p.add_argument("--qg-model", default=None, help="a query-generation model (docT5query style) for the "
                    "pseudo-queries (default: the one SFT's stage 2 used, as the model records; else extractive spans)")
+    p.add_argument("--pseudo-queries-file", default=None, metavar="FILE", help="pseudo-queries from a file, "
+                   "'doc_id<TAB>query' a line (default: the file SFT's stage 2 read, as the model records)")
     add_ddro_options(p)
     p.set_defaults(func=cmd_train_ddro)
 
     p = sub.add_parser("search", help="rank documents for queries with a trained model (TREC run)")
-    _add_collection_options(p)
-    p.add_argument("--model", required=True, metavar="DIR", help="a model folder written by training")
+    _add_collection_options(p, required=False)
+    p.add_argument("--queries-file", default=None, metavar="FILE", help="queries instead of a collection's: "
+                   "'qid<TAB>text' lines, or a released test set (JSON lines; local or hf://datasets/...)")
+    p.add_argument("--model", required=True, metavar="DIR", help="a model folder written by training; with "
+                   "--docids a released checkpoint (hub id such as kiyam/ddro-msmarco-pq, or its folder)")
+    p.add_argument("--docids", default=None, metavar="TABLE.txt", help="a released docid table "
+                   "('[docid]<TAB>id,id,...'; local or hf://datasets/kiyam/ddro-docids/...) for --model")
     p.add_argument("--out", required=True, metavar="RUN.trec")
-    p.add_argument("--queries", default="test", choices=["test", "train", "all"])
+    p.add_argument("--queries", default="test", choices=["test", "train", "all"],
+                   help="which queries of --collection (default: test)")
     p.add_argument("--k", type=int, default=100, help="documents per query (default: 100)")
     p.add_argument("--beams", type=int, default=100, help="beam width (default: 100)")
     p.add_argument("--beams-at-least-k", action=argparse.BooleanOptionalAction, default=True,
@@ -322,7 +392,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_search)
 
     p = sub.add_parser("eval", help="evaluate a TREC run on a collection's queries (prints JSON)")
-    _add_collection_options(p)
+    _add_collection_options(p, required=False)
+    p.add_argument("--qrels", default=None, metavar="FILE", help="judgments instead of a collection's: TREC qrels "
+                   "or a released test set (doc ids compared without brackets, lower-cased)")
+    p.add_argument("--queries-file", default=None, metavar="FILE",
+                   help="with --qrels: evaluate only these queries (default: every judged query)")
     p.add_argument("--run", required=True, metavar="RUN.trec")
     p.add_argument("--queries", default="test", choices=["test", "train", "all"])
     p.set_defaults(func=cmd_eval)

@@ -28,6 +28,7 @@ class RunConfig:
     scheme: str | None = None
     test_fraction: float | None = None
     qg_model: str | None = None
+    pseudo_queries_file: str | None = None
     k: int = 100
     beams: int | None = None
     seed: int = 0
@@ -149,7 +150,8 @@ def run_pipeline(config: RunConfig) -> dict:
             stage_timings = json.loads((out / "sft_timings.json").read_text())
         else:
             docid_model = build_docid_model(preset, table, [f"{d.title} {d.text}" for d in collection.docs], config.seed)
-            examples = stage_examples_for(collection, docid_model, preset, config.qg_model, out / "training")
+            examples = stage_examples_for(collection, docid_model, preset, config.qg_model, out / "training",
+                                          config.pseudo_queries_file)
             stage_timings = train_sft(docid_model, examples, preset, out / "training", resume=config.resume)
             docid_model.save(model_dir)
             (out / "sft_timings.json").write_text(json.dumps(stage_timings) + "\n")

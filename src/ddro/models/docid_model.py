@@ -51,6 +51,9 @@ class DocidModel:
     validation_fraction: float | None = None
     # The query-generation model behind SFT's pseudo-queries (None: extractive spans).
     qg_model: str | None = None
+    # Or the pseudo-queries file SFT read (`--pseudo-queries-file`) and its SHA-256, so DDRO reads the same.
+    pseudo_queries_file: str | None = None
+    pseudo_queries_sha256: str | None = None
 
     # --- docids as decoder tokens -------------------------------------------------------------
     def docid_sequences(self) -> np.ndarray:
@@ -86,6 +89,7 @@ class DocidModel:
         meta = {"format": "ddro-model/1", "architecture": self.architecture, "eos_token_id": self.eos_token_id,
                 "decoder_start_token_id": self.decoder_start_token_id, "max_input_tokens": self.max_input_tokens,
                 "validation_fraction": self.validation_fraction, "qg_model": self.qg_model,
+                "pseudo_queries_file": self.pseudo_queries_file, "pseudo_queries_sha256": self.pseudo_queries_sha256,
                 # Which parameters the preset froze (e.g. MiniLM's lower layers), so that training a
                 # loaded model (`ddro train ddro --model`) updates and clips the same set as `ddro run`.
                 "frozen_parameters": [name for name, p in self.model.named_parameters() if not p.requires_grad]}
@@ -111,7 +115,7 @@ class DocidModel:
         return cls(model, AutoTokenizer.from_pretrained(folder / "tokenizer"), DocidTable.load(folder / "docids"),
                    np.load(folder / "docid_token_ids.npy"), meta["architecture"], meta["eos_token_id"],
                    meta["decoder_start_token_id"], meta["max_input_tokens"], meta.get("validation_fraction"),
-                   meta.get("qg_model"))
+                   meta.get("qg_model"), meta.get("pseudo_queries_file"), meta.get("pseudo_queries_sha256"))
 
 
 def build_docid_model(preset, table: DocidTable, corpus_texts, seed: int = 0) -> DocidModel:

@@ -106,8 +106,9 @@ def training_queries(collection, docid_model, config: DDROConfig, cache_dir=None
 
     The split's training queries plus up to `pseudo_queries` pseudo-queries (one per sampled
     document; with hundreds of training queries, pairs from them alone overfit within minutes).
-    They come from the generator SFT's stage 2 used (`qg_model` recorded on the model: one query
-    sampled per document with a seed of DDRO's own, cached under `cache_dir`); without one they
+    They come from the source SFT's stage 2 used: the pseudo-queries file recorded on the model
+    (one of the document's lines drawn), or the generator (`qg_model` recorded on the model: one query
+    sampled per document with a seed of DDRO's own, cached under `cache_dir`); without either they
     are random spans drawn with a seed of their own and never the title or first sentence, which
     SFT's stage 2 already trained on. The validation part is the one SFT held out
     (`validation_fraction` recorded on the model) unless the config names another fraction; it is
@@ -123,7 +124,7 @@ def training_queries(collection, docid_model, config: DDROConfig, cache_dir=None
     if config.pseudo_queries:
         rng = np.random.default_rng(config.seed)
         sampled = sorted(rng.permutation(len(collection.docs))[:config.pseudo_queries].tolist())
-        for doc, candidates in zip(sampled, _pseudo_query_candidates(collection, sampled, docid_model.qg_model,
+        for doc, candidates in zip(sampled, _pseudo_query_candidates(collection, sampled, docid_model,
                                                                      config.seed + _PSEUDO_SALT, cache_dir)):
             if candidates:
                 qid = f"{PSEUDO_PREFIX}{collection.docs[doc].doc_id}"
@@ -144,12 +145,17 @@ def training_queries(collection, docid_model, config: DDROConfig, cache_dir=None
     return [q for q in queries if q.query_id not in held], [q for q in queries if q.query_id in held], positives
 
 
-def _pseudo_query_candidates(collection, docs: list[int], qg_model: str | None, seed: int, cache_dir) -> list[list[str]]:
-    """For each of `docs`, the pseudo-queries one is drawn from."""
-    from ddro.training.instances import extractive_pseudo_queries, generated_pseudo_queries, qg_inputs
+def _pseudo_query_candidates(collection, docs: list[int], docid_model, seed: int, cache_dir) -> list[list[str]]:
+    """For each of `docs`, the pseudo-queries one is drawn from: all of its lines of the model's
+    pseudo-queries file, one generated query, or extractive spans."""
+    from ddro.training.instances import (extractive_pseudo_queries, generated_pseudo_queries, qg_inputs,
+                                         recorded_pseudo_queries)
 
-    if qg_model:
-        return generated_pseudo_queries(qg_model, qg_inputs([collection.docs[d] for d in docs]), 1, seed,
+    if docid_model.pseudo_queries_file:
+        from_file = recorded_pseudo_queries(docid_model, collection.docs)
+        return [from_file[d] for d in docs]
+    if docid_model.qg_model:
+        return generated_pseudo_queries(docid_model.qg_model, qg_inputs([collection.docs[d] for d in docs]), 1, seed,
                                         cache_dir)
     return [extractive_pseudo_queries(collection.docs[d], 8, seed, d)[2:] for d in docs]
 
@@ -320,7 +326,7 @@ def train_ddro(docid_model, collection, config: DDROConfig, out_dir) -> dict:
     if measure is None:
         # Keeping the starting weights would make the phase a silent no-op.
         print("train ddro: no validation queries, so no selection: the last weights are kept", file=sys.stderr)
-    elif all(is_pseudo(q.query_id) for q in validation) and not docid_model.qg_model:
+    elif all(is_pseudo(q.query_id) for q in validation) and not (docid_model.qg_model or docid_model.pseudo_queries_file):
         # Measured on LISA and Cranfield as bare corpora (README, "Selection on a bare corpus").
         print("train ddro: no training queries, so selection reads held-out random spans, which do not follow "
               "real queries; expect about SFT's quality (a --qg-model gives real-like pseudo-queries)", file=sys.stderr)

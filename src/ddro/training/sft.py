@@ -169,20 +169,23 @@ def replayed(earlier: list, n_own: int, ratio: float, seed: int) -> list:
     return [earlier[i] for i in picks]
 
 
-def stage_examples_for(collection, docid_model, preset, qg_model: str | None = None, cache_dir=None) -> dict:
+def stage_examples_for(collection, docid_model, preset, qg_model: str | None = None, cache_dir=None,
+                       pseudo_queries_file=None) -> dict:
     """The three stages' examples for a collection: training queries from its split, less the
-    validation part, which is recorded on the model for the DDRO phase (as is `qg_model`, so that
-    DDRO's pseudo-queries come from the same generator)."""
+    validation part, which is recorded on the model for the DDRO phase (as are `qg_model` and
+    `pseudo_queries_file`, so that DDRO's pseudo-queries come from the same source)."""
     from ddro.collections.base import validation_part
-    from ddro.training.instances import index_examples, pseudo_examples, query_examples
+    from ddro.training.instances import index_examples, pseudo_examples, query_examples, record_pseudo_queries_file
 
     doc_index = {d.doc_id: i for i, d in enumerate(collection.docs)}
     validation = validation_part(collection.split.train, preset.validation_fraction)
     docid_model.validation_fraction = preset.validation_fraction
     docid_model.qg_model = qg_model
+    record_pseudo_queries_file(docid_model, pseudo_queries_file)
     return {
         "index": index_examples(collection.docs, preset.passages_per_doc, preset.passage_words, preset.seed),
-        "pseudo": pseudo_examples(collection.docs, preset.pseudo_queries_per_doc, preset.seed, qg_model, cache_dir),
+        "pseudo": pseudo_examples(collection.docs, preset.pseudo_queries_per_doc, preset.seed, qg_model, cache_dir,
+                                  pseudo_queries_file),
         "query": query_examples(collection, doc_index, preset.query_repeats, validation),
     }
 
