@@ -95,6 +95,7 @@ def run_pipeline(config: RunConfig) -> dict:
 
     from ddro.bm25 import BM25Retriever
     from ddro.collections import load_collection
+    from ddro.collections.base import check_split
     from ddro.docids import DocidTable, build_docids
     from ddro.evaluation import evaluate, paired_tests, write_report
     from ddro.models import build_docid_model
@@ -123,9 +124,12 @@ def run_pipeline(config: RunConfig) -> dict:
         if {k: saved.get(k) for k in wanted} != wanted:
             raise DdroError(f"{table_dir}: --resume found docids built with {saved}, but this run asks for "
                             f"{wanted} (pass --overwrite, or another --out)")
+    if config.resume and (out / "config.json").is_file():
+        # A model trained on another split would be tested on queries it trained on.
+        check_split(json.loads((out / "config.json").read_text()).get("split"), collection.split, out, config.collection)
     (out / "config.json").write_text(json.dumps({
         "run": asdict(config) | {"preset": preset.name}, "preset": preset.to_dict(), "docids": docid_config.recorded(),
-        "collection": collection.describe(), "versions": versions(),
+        "collection": collection.describe(), "split": collection.split.record(), "versions": versions(),
     }, indent=2) + "\n")
 
     with timed(timings, "docids"):
@@ -168,7 +172,7 @@ def run_pipeline(config: RunConfig) -> dict:
             runs["ddro"] = GenerativeRetriever(docid_model).search(test_queries, k=config.k, num_beams=beams)
             write_trec_run(runs["ddro"], runs_dir / "ddro.trec", "ddro")
     with timed(timings, "evaluation"):
-        qrels = collection.qrels_dict(collection.split.test)
+        qrels = collection.qrels_dict(collection.split.test, "test")
         query_ids = [q.query_id for q in test_queries]
         results = {name: evaluate(run, qrels, query_ids) for name, run in runs.items()}
         comparisons = [("sft", "bm25")] + ([("ddro", "sft"), ("ddro", "bm25")] if "ddro" in runs else [])

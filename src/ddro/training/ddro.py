@@ -118,7 +118,7 @@ def training_queries(collection, docid_model, config: DDROConfig, cache_dir=None
     from ddro.collections.base import validation_part
 
     index = {d: i for i, d in enumerate(docid_model.table.doc_ids)}
-    qrels = collection.qrels_dict(collection.split.train)
+    qrels = collection.qrels_dict(collection.split.train, "train")
     positives = {qid: [index[d] for d, rel in docs.items() if rel > 0] for qid, docs in qrels.items()}
     queries = collection.queries_of("train")
     if config.pseudo_queries:

@@ -173,7 +173,8 @@ def stage_examples_for(collection, docid_model, preset, qg_model: str | None = N
                        pseudo_queries_file=None) -> dict:
     """The three stages' examples for a collection: training queries from its split, less the
     validation part, which is recorded on the model for the DDRO phase (as are `qg_model` and
-    `pseudo_queries_file`, so that DDRO's pseudo-queries come from the same source)."""
+    `pseudo_queries_file`, so that DDRO's pseudo-queries come from the same source, and the split,
+    so that later steps refuse another)."""
     from ddro.collections.base import validation_part
     from ddro.training.instances import index_examples, pseudo_examples, query_examples, record_pseudo_queries_file
 
@@ -182,6 +183,7 @@ def stage_examples_for(collection, docid_model, preset, qg_model: str | None = N
     docid_model.validation_fraction = preset.validation_fraction
     docid_model.qg_model = qg_model
     record_pseudo_queries_file(docid_model, pseudo_queries_file)
+    docid_model.split = collection.split.record()
     return {
         "index": index_examples(collection.docs, preset.passages_per_doc, preset.passage_words, preset.seed),
         "pseudo": pseudo_examples(collection.docs, preset.pseudo_queries_per_doc, preset.seed, qg_model, cache_dir,
