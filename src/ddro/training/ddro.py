@@ -33,7 +33,7 @@ from transformers.modeling_outputs import BaseModelOutput
 from ddro.collections.base import Query
 from ddro.models.presets import StageConfig
 from ddro.scoring import sequence_logprobs
-from ddro.training.ddro_loss import ddro_loss
+from ddro.training.ddro_loss import compared_logps, ddro_loss
 from ddro.training.negatives import NegativeConfig, Pair, bm25_rankings, make_pairs, run_file_rankings
 from ddro.training.selection import PAIR_LOSS, PairLoss, ValidationSelection
 from ddro.training.sft import DocidTrainer, label_batch, pad_input_ids, training_arguments
@@ -48,7 +48,8 @@ _PSEUDO_SALT = 7919
 @dataclass
 class DDROConfig:
     beta: float = field(default=0.4, metadata={"help": "strength of the reference constraint (paper: 0.4)"})
-    loss_type: str = field(default="sigmoid", metadata={"help": "sigmoid (paper), hinge or ipo"})
+    loss_type: str = field(default="sigmoid", metadata={
+        "help": "sigmoid (paper), hinge, or ipo (as TRL: on per-token average log-probabilities, not sums)"})
     nll_weight: float = field(default=0.0, metadata={"help": "weight of a next-token loss on the chosen docid"})
     # The paper's 1e-5 (docid kind TU; 5e-6 for PQ). At 1e-4 the chosen docids' log-probabilities
     # fell by several nats once the warm-up ended and validation RR@10 collapsed on Cranfield
@@ -223,12 +224,16 @@ class DDROTrainer(DocidTrainer):
                 ref_chosen, ref_rejected = pair_logps(self.ref_model, inputs)
         else:
             ref_chosen, ref_rejected = inputs["ref_logps"][:, 0], inputs["ref_logps"][:, 1]
-        losses, chosen_rewards, rejected_rewards = ddro_loss(chosen, rejected, ref_chosen, ref_rejected,
-                                                             cfg.beta, cfg.loss_type)
+        chosen_tokens = (inputs["chosen_labels"] != -100).sum(1).clamp(min=1)
+        rejected_tokens = (inputs["rejected_labels"] != -100).sum(1).clamp(min=1)
+        losses, chosen_rewards, rejected_rewards = ddro_loss(
+            *(compared_logps(logps, tokens, cfg.loss_type) for logps, tokens in
+              ((chosen, chosen_tokens), (rejected, rejected_tokens), (ref_chosen, chosen_tokens),
+               (ref_rejected, rejected_tokens))),
+            cfg.beta, cfg.loss_type)
         loss = losses.mean()
         if cfg.nll_weight:
-            tokens = (inputs["chosen_labels"] != -100).sum(1).clamp(min=1)
-            loss = loss + cfg.nll_weight * (-chosen / tokens).mean()
+            loss = loss + cfg.nll_weight * (-chosen / chosen_tokens).mean()
         margins = chosen_rewards - rejected_rewards
         for name, value in (("rewards/chosen", chosen_rewards.mean()), ("rewards/rejected", rejected_rewards.mean()),
                             ("rewards/margins", margins.mean()), ("rewards/accuracies", (margins > 0).float().mean())):
