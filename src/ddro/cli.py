@@ -321,7 +321,9 @@ def _add_model_options(parser) -> None:
                         "and DDRO from a file, 'doc_id<TAB>query' a line (docT5query output), instead of --qg-model")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--untied-output", action="store_true",
-                        help="give the decoder an output head of its own instead of tying it to the embeddings")
+                        help="give the decoder an output head of its own instead of tying it to the embeddings "
+                             "(the cpu preset's decoder; refused for T5 presets, which transformers always ties, "
+                             "and with --model, whose checkpoint keeps its own)")
     for stage in STAGES:
         parser.add_argument(f"--{stage}-epochs", type=float, default=None, help=f"epochs of stage {stage} (default: the preset's)")
         parser.add_argument(f"--{stage}-learning-rate", type=float, default=None, help=f"learning rate of stage {stage}")

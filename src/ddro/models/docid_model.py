@@ -173,6 +173,11 @@ def _t5_scratch(preset, table: DocidTable, corpus_texts) -> DocidModel:
 
     from ddro.models.tokenizer import train_subword_tokenizer
 
+    if not preset.tie_output:
+        # transformers 5's T5Config sets tie_word_embeddings back to True (False only turns off the
+        # output scaling), so an untied T5 would silently be a tied one.
+        raise DdroError(f"--untied-output: the {preset.name} preset's T5 always ties its output head to the "
+                        "embeddings in transformers 5; the option applies to the cpu preset's decoder only")
     tokenizer = train_subword_tokenizer(corpus_texts, preset.tokenizer_vocab)
     base = len(tokenizer)
     eos = _table_eos(table)
@@ -189,6 +194,10 @@ def _t5_scratch(preset, table: DocidTable, corpus_texts) -> DocidModel:
 def _pretrained(preset, table: DocidTable) -> DocidModel:
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
+    if not preset.tie_output:
+        # The checkpoint's output head is part of what it was pretrained with; ddro does not re-head it.
+        raise DdroError(f"--untied-output applies to the cpu preset's decoder, not to the pretrained checkpoint "
+                        f"{preset.model!r}, which keeps the output head (tied or not) it was trained with")
     try:
         tokenizer = AutoTokenizer.from_pretrained(preset.model)
         model = AutoModelForSeq2SeqLM.from_pretrained(preset.model)
