@@ -97,7 +97,7 @@ def run_pipeline(config: RunConfig) -> dict:
     from ddro.collections import load_collection
     from ddro.collections.base import check_split
     from ddro.docids import DocidTable, build_docids
-    from ddro.evaluation import evaluate, paired_tests, write_report
+    from ddro.evaluation import evaluate, json_text, paired_tests, write_report
     from ddro.models import build_docid_model
     from ddro.retrieval import GenerativeRetriever
     from ddro.runs import write_trec_run
@@ -194,6 +194,6 @@ def run_pipeline(config: RunConfig) -> dict:
         # SFT's training time from its stages, also when --resume loaded the model instead of training it.
         sft_training = sum(v for k, v in stage_timings.items() if k.endswith("_seconds"))
         metrics["timings"]["ddro_over_sft"] = round(metrics["timings"]["ddro_seconds"] / max(sft_training, 1e-9), 3)
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    (out / "metrics.json").write_text(json_text(metrics))
     write_report(metrics, out)
     return metrics
