@@ -281,6 +281,7 @@ def cmd_run(args) -> int:
     config = RunConfig(collection=args.collection, out=args.out, preset=preset_from_args(args), scheme=args.scheme,
                        test_fraction=args.test_fraction, qg_model=args.qg_model,
                        pseudo_queries_file=args.pseudo_queries_file, k=args.k, beams=args.beams,
+                       beams_at_least_k=args.beams_at_least_k,
                        seed=args.seed, resume=args.resume, overwrite=args.overwrite,
                        ddro=dataclasses.replace(ddro_config_from_args(args), seed=args.seed) if args.ddro else None)
     start = time.perf_counter()
@@ -422,6 +423,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "3,000 documents, rq 4 x 256 above)")
     p.add_argument("--k", type=int, default=100)
     p.add_argument("--beams", type=int, default=None, help="beam width (default: the preset's)")
+    p.add_argument("--beams-at-least-k", action=argparse.BooleanOptionalAction, default=True,
+                   help="widen the beam to --k when it is narrower; the beam used is in metrics.json (default: on)")
     p.add_argument("--ddro", action=argparse.BooleanOptionalAction, default=True,
                    help="run the DDRO phase after SFT (default: on)")
     _add_model_options(p)

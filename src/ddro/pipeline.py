@@ -31,6 +31,8 @@ class RunConfig:
     pseudo_queries_file: str | None = None
     k: int = 100
     beams: int | None = None
+    # Widen the beam to k (as `ddro search`): a beam of B ranks at most B documents, so R@k needs B >= k.
+    beams_at_least_k: bool = True
     seed: int = 0
     resume: bool = False
     overwrite: bool = False
@@ -159,7 +161,7 @@ def run_pipeline(config: RunConfig) -> dict:
             stage_timings = train_sft(docid_model, examples, preset, out / "training", resume=config.resume)
             docid_model.save(model_dir)
             (out / "sft_timings.json").write_text(json.dumps(stage_timings) + "\n")
-    beams = max(config.beams or preset.beams, 1)
+    beams = max(config.beams or preset.beams, config.k if config.beams_at_least_k else 1)
     runs = {"bm25": bm25_run}
     with timed(timings, "search"):
         runs["sft"] = GenerativeRetriever(docid_model).search(test_queries, k=config.k, num_beams=beams)

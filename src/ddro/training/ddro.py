@@ -71,7 +71,9 @@ class DDROConfig:
     warmup_ratio: float = 0.1
     max_grad_norm: float = 1.0
     precompute_ref_log_probs: bool = True
-    per_query: int = field(default=8, metadata={"help": "negatives per query (paper: 16 MS MARCO, 8 NQ)"})
+    per_query: int = field(default=8, metadata={
+        "help": "negatives per query (paper: 16 MS MARCO, 8 NQ); the positives are every document judged "
+                "relevant (grade > 0), grades not told apart"})
     per_positive: bool = field(default=False, metadata={
         "help": "draw --per-query negatives for each relevant document of a query, not for the query"})
     band_proportions: tuple = (1.0, 1.0, 1.0)
@@ -89,7 +91,8 @@ class DDROConfig:
     patience: int = 3
     validation_measure: str = field(default="RR@10", metadata={
         "help": "what selects the weights: an ir_measures measure over each validation query's top "
-                "--validation-beams, or 'loss' (the DDRO loss of the validation queries' pairs, lower is better)"})
+                "--validation-beams, on binary relevance (every document judged relevant counts 1), or 'loss' "
+                "(the DDRO loss of the validation queries' pairs, lower is better)"})
     validation_beams: int = 20
     seed: int = 0
 
@@ -115,6 +118,10 @@ def training_queries(collection, docid_model, config: DDROConfig, cache_dir=None
     (`validation_fraction` recorded on the model) unless the config names another fraction; it is
     drawn from the real queries when there are any (pseudo-queries fill it up to
     `validation_min_queries`), else from pseudo-queries.
+
+    Graded relevance is binarized: a query's positives are all its documents of relevance > 0
+    in the training part's judgments, a grade-3 document no more preferred than a grade-1 one,
+    and no pair sets two relevant documents against each other.
     """
     from ddro.collections.base import validation_part
 
@@ -299,7 +306,11 @@ def negative_rankings(collection, retriever, query_sets, positives, config: DDRO
 
 
 def search_measure(retriever, validation, positives, measure: str, beams: int):
-    """`measure` of constrained search (top `beams`) on the validation queries, as a function of no arguments."""
+    """`measure` of constrained search (top `beams`) on the validation queries, as a function of no arguments.
+
+    Relevance is binary here: each validation query's positives (relevance > 0, as
+    `training_queries` gives them) count 1, so a graded measure such as nDCG@10 does not see the
+    collection's grades."""
     from ddro.evaluation import evaluate
 
     table = retriever.docid_model.table
