@@ -73,7 +73,7 @@ def main() -> None:
     queries = collection.queries_of(args.queries)
     query_vectors = encoder.encode([q.text for q in queries])
     split = collection.split.test if args.queries == "test" else collection.split.train
-    qrels, query_ids = collection.qrels_dict(split), [q.query_id for q in queries]
+    qrels, query_ids = collection.qrels_dict(split, args.queries), [q.query_id for q in queries]
     doc_ids = [d.doc_id for d in collection.docs]
 
     def measure(vectors: np.ndarray) -> dict:

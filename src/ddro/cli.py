@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+from ddro.collections.base import check_split
 from ddro.errors import DdroError
 
 
@@ -169,6 +170,7 @@ def cmd_train_ddro(args) -> int:
     model = DocidModel.load(args.model)
     if model.table.doc_ids != [d.doc_id for d in collection.docs]:
         raise DdroError(f"{args.model}: the model was trained for another collection than {args.collection}")
+    check_split(model.split, collection.split, args.model, args.collection)
     _pseudo_query_source_for_ddro(model, args.qg_model, args.pseudo_queries_file)
     with atomic_output_dir(out, args.overwrite) as tmp:
         summary = train_ddro(model, collection, config, tmp / "training")
@@ -181,28 +183,29 @@ def cmd_train_ddro(args) -> int:
 
 
 def _queries_from_args(args):
-    """`(queries, description)` from `--queries-file` or from `--collection`'s `--queries` part."""
+    """`(queries, description, split)` from `--queries-file` (split None) or from `--collection`'s
+    `--queries` part."""
     from ddro.collections import load_collection
     from ddro.querysets import read_queries
 
     if (args.collection is None) == (args.queries_file is None):
         raise DdroError("give either --collection or --queries-file")
     if args.queries_file:
-        return read_queries(args.queries_file), f"queries of {args.queries_file}"
+        return read_queries(args.queries_file), f"queries of {args.queries_file}", None
     collection = load_collection(args.collection, args.test_fraction)
     queries = collection.queries if args.queries == "all" else collection.queries_of(args.queries)
-    return queries, f"{args.queries} queries"
+    return queries, f"{args.queries} queries", collection.split
 
 
 def cmd_search(args) -> int:
     from ddro.querysets import is_tokenized
     from ddro.retrieval import GenerativeRetriever
-    from ddro.runs import write_trec_run
+    from ddro.runs import split_record_path, write_trec_run
 
     import torch
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    queries, described = _queries_from_args(args)
+    queries, described, split = _queries_from_args(args)
     if args.docids:
         from ddro.released import load_released
 
@@ -212,12 +215,17 @@ def cmd_search(args) -> int:
                         "checkpoint and its table (--docids)")
     else:
         retriever = GenerativeRetriever.load(args.model, device, args.dtype)
+        if split is not None:
+            check_split(retriever.docid_model.split, split, args.model, args.collection)
     start = time.perf_counter()
     beams = max(args.beams, args.k if args.beams_at_least_k else 1)
     run = retriever.search(queries, k=args.k, num_beams=beams, batch_size=args.batch_size,
                            length_penalty=args.length_penalty)
     seconds = time.perf_counter() - start
     write_trec_run(run, Path(args.out), args.tag)
+    if split is not None:  # which split's queries these are, for `ddro eval` to check
+        split_record_path(args.out).write_text(json.dumps({"split": split.record(), "queries": args.queries,
+                                                           "model": args.model}, indent=2) + "\n")
     print(f"search: {len(queries)} {described}, beams {beams}, {args.dtype}, "
           f"{len(queries) / max(seconds, 1e-9):.2f} queries/s -> {args.out}")
     return 0
@@ -226,7 +234,7 @@ def cmd_search(args) -> int:
 def cmd_eval(args) -> int:
     from ddro.collections import load_collection
     from ddro.evaluation import evaluate
-    from ddro.runs import read_trec_run
+    from ddro.runs import read_trec_run, split_record_path
 
     if (args.collection is None) == (args.qrels is None):
         raise DdroError("give either --collection or --qrels")
@@ -236,10 +244,13 @@ def cmd_eval(args) -> int:
     if args.qrels:
         return _eval_with_qrels(args, run)
     collection = load_collection(args.collection, args.test_fraction)
+    if split_record_path(args.run).is_file():  # written by `ddro search`
+        check_split(json.loads(split_record_path(args.run).read_text())["split"], collection.split, args.run,
+                    args.collection)
     judged = set(collection.judged_query_ids())
     queries = collection.queries if args.queries == "all" else collection.queries_of(args.queries)
     query_ids = [q.query_id for q in queries if q.query_id in judged]
-    result = evaluate(run, collection.qrels_dict(query_ids), query_ids)
+    result = evaluate(run, collection.qrels_dict(query_ids, None if args.queries == "all" else args.queries), query_ids)
     print(json.dumps({"run": args.run, "queries": len(query_ids), "split": collection.split.describe(),
                       "measures": result["aggregate"]}, indent=2))
     return 0
@@ -270,6 +281,7 @@ def cmd_run(args) -> int:
     config = RunConfig(collection=args.collection, out=args.out, preset=preset_from_args(args), scheme=args.scheme,
                        test_fraction=args.test_fraction, qg_model=args.qg_model,
                        pseudo_queries_file=args.pseudo_queries_file, k=args.k, beams=args.beams,
+                       beams_at_least_k=args.beams_at_least_k,
                        seed=args.seed, resume=args.resume, overwrite=args.overwrite,
                        ddro=dataclasses.replace(ddro_config_from_args(args), seed=args.seed) if args.ddro else None)
     start = time.perf_counter()
@@ -310,7 +322,9 @@ def _add_model_options(parser) -> None:
                         "and DDRO from a file, 'doc_id<TAB>query' a line (docT5query output), instead of --qg-model")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--untied-output", action="store_true",
-                        help="give the decoder an output head of its own instead of tying it to the embeddings")
+                        help="give the decoder an output head of its own instead of tying it to the embeddings "
+                             "(the cpu preset's decoder; refused for T5 presets, which transformers always ties, "
+                             "and with --model, whose checkpoint keeps its own)")
     for stage in STAGES:
         parser.add_argument(f"--{stage}-epochs", type=float, default=None, help=f"epochs of stage {stage} (default: the preset's)")
         parser.add_argument(f"--{stage}-learning-rate", type=float, default=None, help=f"learning rate of stage {stage}")
@@ -409,6 +423,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "3,000 documents, rq 4 x 256 above)")
     p.add_argument("--k", type=int, default=100)
     p.add_argument("--beams", type=int, default=None, help="beam width (default: the preset's)")
+    p.add_argument("--beams-at-least-k", action=argparse.BooleanOptionalAction, default=True,
+                   help="widen the beam to --k when it is narrower; the beam used is in metrics.json (default: on)")
     p.add_argument("--ddro", action=argparse.BooleanOptionalAction, default=True,
                    help="run the DDRO phase after SFT (default: on)")
     _add_model_options(p)

@@ -8,6 +8,7 @@ is the order the system gave (ties in score are not re-broken by document id).
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import ir_measures
@@ -101,14 +102,30 @@ def _paired_differences(values_a: dict, values_b: dict, measure: str) -> tuple[n
 def _t_test_p(a: np.ndarray, b: np.ndarray) -> float:
     """Two-sided paired t-test.
 
-    A constant difference has zero variance, where scipy gives nan (all zero) or warns and gives
-    0; its limits are used directly: p = 1 for identical systems, p = 0 for a constant non-zero
-    difference.
+    A constant difference has zero variance, where the t statistic is undefined (scipy gives nan
+    for all zeros, and warns and gives 0 otherwise): identical systems give p = 1 (nothing
+    differs), a constant non-zero difference gives NaN, since no p-value follows from a
+    variance of zero (p = 0 would claim certainty). `metrics.json` writes NaN as null,
+    `report.md` as n/a; the randomization test is defined in both cases.
     """
     diff = a - b
     if np.all(diff == diff[0]):
-        return 1.0 if diff[0] == 0 else 0.0
+        return 1.0 if diff[0] == 0 else float("nan")
     return float(stats.ttest_rel(a, b).pvalue)
+
+
+def json_text(value) -> str:
+    """`value` as indented JSON, with NaN (an undefined test) written as null: JSON has no NaN."""
+    def clean(v):
+        if isinstance(v, float) and v != v:
+            return None
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [clean(x) for x in v]
+        return v
+
+    return json.dumps(clean(value), indent=2, allow_nan=False) + "\n"
 
 
 def _randomization_p(diff: np.ndarray, n_permutations: int, seed: int) -> float:
@@ -169,9 +186,13 @@ def _systems_table(systems: dict) -> list[str]:
     return _table(["system"] + measures, rows)
 
 
+def _p_text(p) -> str:
+    return "n/a" if p is None or p != p else f"{p:.4f}"
+
+
 def _significance_table(significance: dict) -> list[str]:
     rows = [
-        [comparison, measure, f"{tests['t_test_p']:.4f}", f"{tests['randomization_p']:.4f}"]
+        [comparison, measure, _p_text(tests["t_test_p"]), _p_text(tests["randomization_p"])]
         for comparison, by_measure in significance.items()
         for measure, tests in by_measure.items()
     ]

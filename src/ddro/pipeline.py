@@ -31,6 +31,8 @@ class RunConfig:
     pseudo_queries_file: str | None = None
     k: int = 100
     beams: int | None = None
+    # Widen the beam to k (as `ddro search`): a beam of B ranks at most B documents, so R@k needs B >= k.
+    beams_at_least_k: bool = True
     seed: int = 0
     resume: bool = False
     overwrite: bool = False
@@ -95,8 +97,9 @@ def run_pipeline(config: RunConfig) -> dict:
 
     from ddro.bm25 import BM25Retriever
     from ddro.collections import load_collection
+    from ddro.collections.base import check_split
     from ddro.docids import DocidTable, build_docids
-    from ddro.evaluation import evaluate, paired_tests, write_report
+    from ddro.evaluation import evaluate, json_text, paired_tests, write_report
     from ddro.models import build_docid_model
     from ddro.retrieval import GenerativeRetriever
     from ddro.runs import write_trec_run
@@ -123,9 +126,12 @@ def run_pipeline(config: RunConfig) -> dict:
         if {k: saved.get(k) for k in wanted} != wanted:
             raise DdroError(f"{table_dir}: --resume found docids built with {saved}, but this run asks for "
                             f"{wanted} (pass --overwrite, or another --out)")
+    if config.resume and (out / "config.json").is_file():
+        # A model trained on another split would be tested on queries it trained on.
+        check_split(json.loads((out / "config.json").read_text()).get("split"), collection.split, out, config.collection)
     (out / "config.json").write_text(json.dumps({
         "run": asdict(config) | {"preset": preset.name}, "preset": preset.to_dict(), "docids": docid_config.recorded(),
-        "collection": collection.describe(), "versions": versions(),
+        "collection": collection.describe(), "split": collection.split.record(), "versions": versions(),
     }, indent=2) + "\n")
 
     with timed(timings, "docids"):
@@ -155,7 +161,7 @@ def run_pipeline(config: RunConfig) -> dict:
             stage_timings = train_sft(docid_model, examples, preset, out / "training", resume=config.resume)
             docid_model.save(model_dir)
             (out / "sft_timings.json").write_text(json.dumps(stage_timings) + "\n")
-    beams = max(config.beams or preset.beams, 1)
+    beams = max(config.beams or preset.beams, config.k if config.beams_at_least_k else 1)
     runs = {"bm25": bm25_run}
     with timed(timings, "search"):
         runs["sft"] = GenerativeRetriever(docid_model).search(test_queries, k=config.k, num_beams=beams)
@@ -168,7 +174,7 @@ def run_pipeline(config: RunConfig) -> dict:
             runs["ddro"] = GenerativeRetriever(docid_model).search(test_queries, k=config.k, num_beams=beams)
             write_trec_run(runs["ddro"], runs_dir / "ddro.trec", "ddro")
     with timed(timings, "evaluation"):
-        qrels = collection.qrels_dict(collection.split.test)
+        qrels = collection.qrels_dict(collection.split.test, "test")
         query_ids = [q.query_id for q in test_queries]
         results = {name: evaluate(run, qrels, query_ids) for name, run in runs.items()}
         comparisons = [("sft", "bm25")] + ([("ddro", "sft"), ("ddro", "bm25")] if "ddro" in runs else [])
@@ -190,6 +196,6 @@ def run_pipeline(config: RunConfig) -> dict:
         # SFT's training time from its stages, also when --resume loaded the model instead of training it.
         sft_training = sum(v for k, v in stage_timings.items() if k.endswith("_seconds"))
         metrics["timings"]["ddro_over_sft"] = round(metrics["timings"]["ddro_seconds"] / max(sft_training, 1e-9), 3)
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    (out / "metrics.json").write_text(json_text(metrics))
     write_report(metrics, out)
     return metrics

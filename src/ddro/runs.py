@@ -129,3 +129,10 @@ def read_trec_run(path) -> Run:
         query_id: [(doc_id, score) for score, _, doc_id in sorted(rows, key=lambda r: (-r[0], r[1]))]
         for query_id, rows in entries.items()
     }
+
+
+def split_record_path(run_path) -> Path:
+    """The file beside a run that records the collection split its queries came from
+    (`RUN.trec` -> `RUN.trec.split.json`), which `ddro eval` checks."""
+    run_path = Path(run_path)
+    return run_path.with_name(run_path.name + ".split.json")

@@ -7,6 +7,7 @@ between the two without thinking.
 from __future__ import annotations
 
 import hashlib
+import sys
 from dataclasses import dataclass, field
 from typing import Iterator, NamedTuple
 
@@ -51,6 +52,28 @@ class Split:
             "unjudged_queries": len(self.unjudged),
         }
 
+    def record(self) -> dict:
+        """What a model folder or run file keeps of the split, to check that later steps use the same
+        one: the rule, the number of test queries and the SHA-1 of their sorted ids."""
+        digest = hashlib.sha1("\n".join(sorted(self.test)).encode()).hexdigest()
+        return {"rule": self.rule, "test_queries": len(self.test), "test_ids_sha1": digest}
+
+
+def check_split(recorded: dict | None, split: Split, where: str, collection: str) -> None:
+    """Refuse (one line) a split other than the one `where` (a model folder or run) was made with,
+    so that its test queries never become training queries; a folder from before splits were
+    recorded passes with a warning on stderr."""
+    if recorded is None:
+        print(f"ddro: warning: {where} records no split (saved before ddro recorded one); "
+              f"not checked against {collection}'s split", file=sys.stderr)
+        return
+    current = split.record()
+    if recorded.get("test_ids_sha1") != current["test_ids_sha1"]:
+        raise DdroError(
+            f"{where} was made with the split {recorded.get('rule')} ({recorded.get('test_queries')} test queries), "
+            f"but {collection} now gives {current['rule']} ({current['test_queries']} test queries, other ids); "
+            "pass the --test-fraction it was made with")
+
 
 @dataclass
 class Collection:
@@ -67,6 +90,10 @@ class Collection:
     split: Split
     source: str = ""
     notes: list[str] = field(default_factory=list)
+    # When the source's files define the split (BEIR qrels/train.tsv and test.tsv, MS MARCO
+    # qrels.train / qrels.dev), each part's judgments from its own files (and files of no part);
+    # None: one set of judgments serves both parts.
+    part_qrels: dict[str, list[Qrel]] | None = None
 
     def docs_iter(self) -> Iterator[Document]:
         return iter(self.docs)
@@ -77,11 +104,19 @@ class Collection:
     def qrels_iter(self) -> Iterator[Qrel]:
         return iter(self.qrels)
 
-    def qrels_dict(self, query_ids=None) -> dict[str, dict[str, int]]:
-        """Qrels as `{query_id: {doc_id: relevance}}` (the shape ir_measures and pytrec_eval take)."""
+    def qrels_dict(self, query_ids=None, part: str | None = None) -> dict[str, dict[str, int]]:
+        """Qrels as `{query_id: {doc_id: relevance}}` (the shape ir_measures and pytrec_eval take).
+
+        `part` (`train` or `test`) takes only that part's judgments where the source's files
+        define the split, so a query judged in both `dev.tsv` and `train.tsv` trains on
+        `train.tsv`'s alone; None (or a split by the fraction rule) takes every judgment.
+        """
+        if part not in (None, "train", "test"):
+            raise ValueError(f"part must be 'train', 'test' or None, not {part!r}")
         wanted = None if query_ids is None else set(query_ids)
+        qrels = self.qrels if part is None or self.part_qrels is None else self.part_qrels[part]
         out: dict[str, dict[str, int]] = {}
-        for q in self.qrels:
+        for q in qrels:
             if wanted is None or q.query_id in wanted:
                 out.setdefault(q.query_id, {})[q.doc_id] = q.relevance
         return out
@@ -151,11 +186,20 @@ def validation_part(query_ids, fraction: float) -> set[str]:
     return part or {min(query_ids, key=lambda q: _rule_key("ddro-validation", q))}
 
 
-def given_split(query_ids: list[str], judged: set[str], train: set[str], test: set[str], rule: str) -> Split:
-    """A split the source defines (e.g. BEIR `qrels/train.tsv` and `qrels/test.tsv`)."""
-    return Split(
+def given_split(query_ids: list[str], judged: set[str], train: set[str], test: set[str], rule: str,
+                judged_train: set[str] | None = None, judged_test: set[str] | None = None) -> Split:
+    """A split the source defines (e.g. BEIR `qrels/train.tsv` and `qrels/test.tsv`): a part's
+    queries are those it names that have a relevant judgment (in that part's own files, when
+    `judged_train` / `judged_test` say which). A query in both parts is refused: it would be
+    trained on and tested on."""
+    split = Split(
         rule=rule,
-        train=tuple(q for q in query_ids if q in train and q in judged),
-        test=tuple(q for q in query_ids if q in test and q in judged),
+        train=tuple(q for q in query_ids if q in train and q in (judged if judged_train is None else judged_train)),
+        test=tuple(q for q in query_ids if q in test and q in (judged if judged_test is None else judged_test)),
         unjudged=tuple(q for q in query_ids if q not in judged),
     )
+    shared = sorted(set(split.train) & set(split.test))
+    if shared:
+        raise DdroError(f"{rule}: {len(shared)} queries are in both the training and the test part "
+                        f"(e.g. query {shared[0]!r}); remove them from one part, or pass --test-fraction")
+    return split

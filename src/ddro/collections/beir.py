@@ -1,7 +1,8 @@
 """BEIR-layout folders: `corpus.jsonl`, `queries.jsonl`, `qrels/<split>.tsv`.
 
 Split: `qrels/train.tsv` and `qrels/test.tsv` together define it (`dev.tsv` joins neither and is
-reported). A folder with only `qrels/test.tsv` makes every judged query a test query unless
+reported), and each part's judgments are its own file's (a query judged in `dev.tsv` and
+`train.tsv` trains on `train.tsv`'s); a query in both parts is refused. A folder with only `qrels/test.tsv` makes every judged query a test query unless
 `--test-fraction` says otherwise.
 """
 
@@ -86,6 +87,6 @@ def _read_qrels_tsv(path: Path, builder: CollectionBuilder) -> set[str]:
             relevance = int(parts[2])
         except ValueError:
             raise DdroError(f"{at(path, line_no)}: score {parts[2]!r} is not an integer") from None
-        builder.add_qrel(Qrel(parts[0].strip(), parts[1].strip(), relevance), at(path, line_no))
+        builder.add_qrel(Qrel(parts[0].strip(), parts[1].strip(), relevance), at(path, line_no), path.stem)
         query_ids.add(parts[0].strip())
     return query_ids

@@ -29,6 +29,7 @@ class CollectionBuilder:
         self._doc_where: dict[str, str] = {}
         self._query_where: dict[str, str] = {}
         self._qrel_where: list[str] = []
+        self._qrel_part: list[str | None] = []
 
     @staticmethod
     def _register(seen: dict[str, str], kind: str, record_id: str, where: str) -> None:
@@ -46,9 +47,12 @@ class CollectionBuilder:
         self._register(self._query_where, "query", query.query_id, where)
         self.queries.append(query)
 
-    def add_qrel(self, qrel: Qrel, where: str) -> None:
+    def add_qrel(self, qrel: Qrel, where: str, part: str | None = None) -> None:
+        """`part`: the split part (`train`, `test`, or another file's name such as `dev`) whose file
+        the judgment comes from, when the source's files define the split; None: every part."""
         self.qrels.append(qrel)
         self._qrel_where.append(where)
+        self._qrel_part.append(part)
 
     def note(self, message: str) -> None:
         self.notes.append(message)
@@ -75,6 +79,9 @@ class CollectionBuilder:
                     f"{qrel.doc_id!r} (first at {self._qrel_where[seen[key]]})"
                 )
             seen.setdefault(key, i)
+        # Each part's own judgments, taken before identical judgments of different files are merged.
+        part_qrels = {part: list({(q.query_id, q.doc_id): q for q, of in zip(self.qrels, self._qrel_part)
+                                  if of in (part, None)}.values()) for part in ("train", "test")}
         if len(seen) < len(self.qrels):
             self.note(f"{len(self.qrels) - len(seen)} repeated identical judgments merged")
             self.qrels = [self.qrels[i] for i in sorted(seen.values())]
@@ -83,9 +90,13 @@ class CollectionBuilder:
         if test_fraction is not None or given is None:
             fraction = default_test_fraction if test_fraction is None else test_fraction
             split = fraction_split(query_ids, judged, fraction)
+            part_qrels = None
         else:
             train, test, rule = given
-            split = given_split(query_ids, judged, train, test, rule)
+            judged_in = {part: {q.query_id for q in qrels if q.relevance > 0} for part, qrels in part_qrels.items()}
+            split = given_split(query_ids, judged, train, test, rule, judged_in["train"], judged_in["test"])
+            if all(part is None for part in self._qrel_part):
+                part_qrels = None
         if split.unjudged:
             self.note(f"{len(split.unjudged)} queries have no relevant judgment and are in neither split part")
-        return Collection(self.name, self.docs, self.queries, self.qrels, split, self.source, self.notes)
+        return Collection(self.name, self.docs, self.queries, self.qrels, split, self.source, self.notes, part_qrels)

@@ -7,7 +7,8 @@ Recognised files (names as MS MARCO distributes them, or shorter):
 - queries: every `*queries*.tsv`, `qid<TAB>text`;
 - qrels: every `*qrels*` file, TREC format `qid iteration docid relevance`.
 A file whose name holds `train` is the training part, one holding `dev`, `test` or `eval` the test
-part; when both parts are present they define the split.
+part; when both parts are present they define the split, each part's judgments come from its own
+qrels files (and from qrels files named after neither part), and a query in both parts is refused.
 """
 
 from __future__ import annotations
@@ -90,7 +91,7 @@ def read_msmarco(folder: Path, builder: CollectionBuilder):
                 relevance = int(fields[3])
             except ValueError:
                 raise DdroError(f"{at(path, line_no)}: relevance {fields[3]!r} is not an integer") from None
-            builder.add_qrel(Qrel(fields[0], fields[2], relevance), at(path, line_no))
+            builder.add_qrel(Qrel(fields[0], fields[2], relevance), at(path, line_no), _part(path))
     if parts["train"] and parts["test"]:
         names = ", ".join(p.name for p in query_files)
         return parts["train"], parts["test"], f"given({names})"

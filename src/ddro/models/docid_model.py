@@ -54,6 +54,10 @@ class DocidModel:
     # Or the pseudo-queries file SFT read (`--pseudo-queries-file`) and its SHA-256, so DDRO reads the same.
     pseudo_queries_file: str | None = None
     pseudo_queries_sha256: str | None = None
+    # The train/test split SFT trained with (`Split.record()`), checked by every later step that
+    # reads the collection (`collections.base.check_split`); None: not trained here, or saved
+    # before models recorded it.
+    split: dict | None = None
 
     # --- docids as decoder tokens -------------------------------------------------------------
     def docid_sequences(self) -> np.ndarray:
@@ -90,6 +94,7 @@ class DocidModel:
                 "decoder_start_token_id": self.decoder_start_token_id, "max_input_tokens": self.max_input_tokens,
                 "validation_fraction": self.validation_fraction, "qg_model": self.qg_model,
                 "pseudo_queries_file": self.pseudo_queries_file, "pseudo_queries_sha256": self.pseudo_queries_sha256,
+                "split": self.split,
                 # Which parameters the preset froze (e.g. MiniLM's lower layers), so that training a
                 # loaded model (`ddro train ddro --model`) updates and clips the same set as `ddro run`.
                 "frozen_parameters": [name for name, p in self.model.named_parameters() if not p.requires_grad]}
@@ -115,7 +120,8 @@ class DocidModel:
         return cls(model, AutoTokenizer.from_pretrained(folder / "tokenizer"), DocidTable.load(folder / "docids"),
                    np.load(folder / "docid_token_ids.npy"), meta["architecture"], meta["eos_token_id"],
                    meta["decoder_start_token_id"], meta["max_input_tokens"], meta.get("validation_fraction"),
-                   meta.get("qg_model"), meta.get("pseudo_queries_file"), meta.get("pseudo_queries_sha256"))
+                   meta.get("qg_model"), meta.get("pseudo_queries_file"), meta.get("pseudo_queries_sha256"),
+                   meta.get("split"))
 
 
 def build_docid_model(preset, table: DocidTable, corpus_texts, seed: int = 0) -> DocidModel:
@@ -167,6 +173,11 @@ def _t5_scratch(preset, table: DocidTable, corpus_texts) -> DocidModel:
 
     from ddro.models.tokenizer import train_subword_tokenizer
 
+    if not preset.tie_output:
+        # transformers 5's T5Config sets tie_word_embeddings back to True (False only turns off the
+        # output scaling), so an untied T5 would silently be a tied one.
+        raise DdroError(f"--untied-output: the {preset.name} preset's T5 always ties its output head to the "
+                        "embeddings in transformers 5; the option applies to the cpu preset's decoder only")
     tokenizer = train_subword_tokenizer(corpus_texts, preset.tokenizer_vocab)
     base = len(tokenizer)
     eos = _table_eos(table)
@@ -183,6 +194,10 @@ def _t5_scratch(preset, table: DocidTable, corpus_texts) -> DocidModel:
 def _pretrained(preset, table: DocidTable) -> DocidModel:
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
+    if not preset.tie_output:
+        # The checkpoint's output head is part of what it was pretrained with; ddro does not re-head it.
+        raise DdroError(f"--untied-output applies to the cpu preset's decoder, not to the pretrained checkpoint "
+                        f"{preset.model!r}, which keeps the output head (tied or not) it was trained with")
     try:
         tokenizer = AutoTokenizer.from_pretrained(preset.model)
         model = AutoModelForSeq2SeqLM.from_pretrained(preset.model)

@@ -33,7 +33,7 @@ from transformers.modeling_outputs import BaseModelOutput
 from ddro.collections.base import Query
 from ddro.models.presets import StageConfig
 from ddro.scoring import sequence_logprobs
-from ddro.training.ddro_loss import ddro_loss
+from ddro.training.ddro_loss import compared_logps, ddro_loss
 from ddro.training.negatives import NegativeConfig, Pair, bm25_rankings, make_pairs, run_file_rankings
 from ddro.training.selection import PAIR_LOSS, PairLoss, ValidationSelection
 from ddro.training.sft import DocidTrainer, label_batch, pad_input_ids, training_arguments
@@ -48,7 +48,8 @@ _PSEUDO_SALT = 7919
 @dataclass
 class DDROConfig:
     beta: float = field(default=0.4, metadata={"help": "strength of the reference constraint (paper: 0.4)"})
-    loss_type: str = field(default="sigmoid", metadata={"help": "sigmoid (paper), hinge or ipo"})
+    loss_type: str = field(default="sigmoid", metadata={
+        "help": "sigmoid (paper), hinge, or ipo (as TRL: on per-token average log-probabilities, not sums)"})
     nll_weight: float = field(default=0.0, metadata={"help": "weight of a next-token loss on the chosen docid"})
     # The paper's 1e-5 (docid kind TU; 5e-6 for PQ). At 1e-4 the chosen docids' log-probabilities
     # fell by several nats once the warm-up ended and validation RR@10 collapsed on Cranfield
@@ -70,7 +71,9 @@ class DDROConfig:
     warmup_ratio: float = 0.1
     max_grad_norm: float = 1.0
     precompute_ref_log_probs: bool = True
-    per_query: int = field(default=8, metadata={"help": "negatives per query (paper: 16 MS MARCO, 8 NQ)"})
+    per_query: int = field(default=8, metadata={
+        "help": "negatives per query (paper: 16 MS MARCO, 8 NQ); the positives are every document judged "
+                "relevant (grade > 0), grades not told apart"})
     per_positive: bool = field(default=False, metadata={
         "help": "draw --per-query negatives for each relevant document of a query, not for the query"})
     band_proportions: tuple = (1.0, 1.0, 1.0)
@@ -88,7 +91,8 @@ class DDROConfig:
     patience: int = 3
     validation_measure: str = field(default="RR@10", metadata={
         "help": "what selects the weights: an ir_measures measure over each validation query's top "
-                "--validation-beams, or 'loss' (the DDRO loss of the validation queries' pairs, lower is better)"})
+                "--validation-beams, on binary relevance (every document judged relevant counts 1), or 'loss' "
+                "(the DDRO loss of the validation queries' pairs, lower is better)"})
     validation_beams: int = 20
     seed: int = 0
 
@@ -114,11 +118,15 @@ def training_queries(collection, docid_model, config: DDROConfig, cache_dir=None
     (`validation_fraction` recorded on the model) unless the config names another fraction; it is
     drawn from the real queries when there are any (pseudo-queries fill it up to
     `validation_min_queries`), else from pseudo-queries.
+
+    Graded relevance is binarized: a query's positives are all its documents of relevance > 0
+    in the training part's judgments, a grade-3 document no more preferred than a grade-1 one,
+    and no pair sets two relevant documents against each other.
     """
     from ddro.collections.base import validation_part
 
     index = {d: i for i, d in enumerate(docid_model.table.doc_ids)}
-    qrels = collection.qrels_dict(collection.split.train)
+    qrels = collection.qrels_dict(collection.split.train, "train")
     positives = {qid: [index[d] for d, rel in docs.items() if rel > 0] for qid, docs in qrels.items()}
     queries = collection.queries_of("train")
     if config.pseudo_queries:
@@ -223,12 +231,16 @@ class DDROTrainer(DocidTrainer):
                 ref_chosen, ref_rejected = pair_logps(self.ref_model, inputs)
         else:
             ref_chosen, ref_rejected = inputs["ref_logps"][:, 0], inputs["ref_logps"][:, 1]
-        losses, chosen_rewards, rejected_rewards = ddro_loss(chosen, rejected, ref_chosen, ref_rejected,
-                                                             cfg.beta, cfg.loss_type)
+        chosen_tokens = (inputs["chosen_labels"] != -100).sum(1).clamp(min=1)
+        rejected_tokens = (inputs["rejected_labels"] != -100).sum(1).clamp(min=1)
+        losses, chosen_rewards, rejected_rewards = ddro_loss(
+            *(compared_logps(logps, tokens, cfg.loss_type) for logps, tokens in
+              ((chosen, chosen_tokens), (rejected, rejected_tokens), (ref_chosen, chosen_tokens),
+               (ref_rejected, rejected_tokens))),
+            cfg.beta, cfg.loss_type)
         loss = losses.mean()
         if cfg.nll_weight:
-            tokens = (inputs["chosen_labels"] != -100).sum(1).clamp(min=1)
-            loss = loss + cfg.nll_weight * (-chosen / tokens).mean()
+            loss = loss + cfg.nll_weight * (-chosen / chosen_tokens).mean()
         margins = chosen_rewards - rejected_rewards
         for name, value in (("rewards/chosen", chosen_rewards.mean()), ("rewards/rejected", rejected_rewards.mean()),
                             ("rewards/margins", margins.mean()), ("rewards/accuracies", (margins > 0).float().mean())):
@@ -294,7 +306,11 @@ def negative_rankings(collection, retriever, query_sets, positives, config: DDRO
 
 
 def search_measure(retriever, validation, positives, measure: str, beams: int):
-    """`measure` of constrained search (top `beams`) on the validation queries, as a function of no arguments."""
+    """`measure` of constrained search (top `beams`) on the validation queries, as a function of no arguments.
+
+    Relevance is binary here: each validation query's positives (relevance > 0, as
+    `training_queries` gives them) count 1, so a graded measure such as nDCG@10 does not see the
+    collection's grades."""
     from ddro.evaluation import evaluate
 
     table = retriever.docid_model.table

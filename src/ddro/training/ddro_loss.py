@@ -8,7 +8,13 @@ sequence log-probabilities summed over each docid's tokens under the model being
 
     sigmoid (the paper):  -log sigmoid(beta * h)
     hinge:                max(0, 1 - beta * h)
-    ipo:                  (h - 1 / (2 * beta))^2
+    ipo:                  (h - 1 / (2 * beta))^2, on per-token average log-probabilities
+
+For `ipo` the four log-probabilities are each docid's average per token (its sum divided by its
+token count, EOS included), as TRL's IPO computes them; `sigmoid` and `hinge` take the sums (the
+paper's, and the score search ranks by). `ddro_loss` applies the formula to what it is given;
+`compared_logps` turns sums into what a loss type compares, and the DDRO trainer, its reference
+log-probabilities and the held-out pair loss all go through it.
 
 The names follow TRL's DPO vocabulary (`chosen`/`rejected`, `beta`, `loss_type`) so users can map
 settings across; there is no reward model and no sampling. The implicit rewards
@@ -22,6 +28,12 @@ import torch
 import torch.nn.functional as F
 
 LOSS_TYPES = ("sigmoid", "hinge", "ipo")
+
+
+def compared_logps(logps: torch.Tensor, token_counts: torch.Tensor, loss_type: str) -> torch.Tensor:
+    """Summed docid log-probabilities as `loss_type` compares them: unchanged, or for `ipo` divided
+    by each docid's token count."""
+    return logps / token_counts.to(logps.dtype) if loss_type == "ipo" else logps
 
 
 def ddro_loss(

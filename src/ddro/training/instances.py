@@ -174,7 +174,7 @@ def file_pseudo_queries(path, docs) -> list[list[str]]:
 
 
 def query_examples(collection, doc_index: dict[str, int], repeats: int = 1, exclude=frozenset()) -> list[Example]:
-    relevant = collection.qrels_dict(collection.split.train)
+    relevant = collection.qrels_dict(collection.split.train, "train")
     out = []
     for query in collection.queries_of("train"):
         if query.query_id in exclude:

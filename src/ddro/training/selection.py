@@ -27,7 +27,7 @@ from transformers import TrainerCallback
 from transformers.modeling_outputs import BaseModelOutput
 
 from ddro.scoring import sequence_logprobs
-from ddro.training.ddro_loss import ddro_loss
+from ddro.training.ddro_loss import compared_logps, ddro_loss
 from ddro.training.sft import label_batch, pad_input_ids
 
 PAIR_LOSS = "loss"
@@ -58,6 +58,8 @@ class PairLoss:
         self.chosen = torch.tensor([offsets[p.query_id] + docs_of[p.query_id][p.chosen] for p in pairs], dtype=torch.long)
         self.rejected = torch.tensor([offsets[p.query_id] + docs_of[p.query_id][p.rejected] for p in pairs], dtype=torch.long)
         self.labels = torch.from_numpy(docid_model.docid_sequences())
+        # Each distinct docid's token count, flat in query order like `logps()` (ipo averages over it).
+        self.tokens = (self.labels[[doc for docs in self.docs for doc in docs]] >= 0).sum(1)
         self.pad_id = docid_model.tokenizer.pad_token_id
         self.reference: torch.Tensor | None = None
         self._encodings: list[tuple[torch.Tensor, torch.Tensor]] = []
@@ -95,7 +97,7 @@ class PairLoss:
         return torch.cat(out).cpu()
 
     def __call__(self) -> float:
-        logps = self.logps()
+        logps = compared_logps(self.logps(), self.tokens, self.loss_type)
         if self.reference is None:
             self.reference = logps
         ref = self.reference

@@ -108,12 +108,28 @@ def training_arguments(stage_dir: Path, stage, seed: int, **overrides) -> Traini
 
 
 def _load_weights(model, folder: Path) -> None:
+    """A finished stage's weights, loaded strictly: the only keys it may lack are tied ones (the
+    same tensor as a key it has), which `save_pretrained` leaves out; anything else means the
+    checkpoint is of another model, which would otherwise train on from partly random weights."""
     from safetensors.torch import load_file
+
+    from ddro.errors import DdroError
 
     state = {}
     for shard in sorted(folder.glob("*.safetensors")):
         state.update(load_file(shard))
-    model.load_state_dict(state, strict=False)
+    own = model.state_dict()
+    mismatched = sorted(k for k, v in state.items() if k in own and own[k].shape != v.shape)
+    unexpected = sorted(set(state) - set(own))
+    loaded = {own[k].data_ptr() for k in state if k in own}
+    missing = sorted(k for k in set(own) - set(state) if own[k].data_ptr() not in loaded)
+    if mismatched or unexpected or missing:
+        problems = [f"{label} {keys[0]!r}" + (f" and {len(keys) - 1} more" if len(keys) > 1 else "")
+                    for label, keys in (("other shape for", mismatched), ("unknown key", unexpected),
+                                        ("no weights for", missing)) if keys]
+        raise DdroError(f"{folder}: --resume found weights of another model ({'; '.join(problems)}); "
+                        "pass --overwrite, or another --out")
+    model.load_state_dict(state, strict=False)  # strict would count the tied keys left out
 
 
 def train_sft(docid_model, stage_examples: dict, preset, out_dir: Path, resume: bool = False, **overrides) -> dict:
@@ -173,7 +189,8 @@ def stage_examples_for(collection, docid_model, preset, qg_model: str | None = N
                        pseudo_queries_file=None) -> dict:
     """The three stages' examples for a collection: training queries from its split, less the
     validation part, which is recorded on the model for the DDRO phase (as are `qg_model` and
-    `pseudo_queries_file`, so that DDRO's pseudo-queries come from the same source)."""
+    `pseudo_queries_file`, so that DDRO's pseudo-queries come from the same source, and the split,
+    so that later steps refuse another)."""
     from ddro.collections.base import validation_part
     from ddro.training.instances import index_examples, pseudo_examples, query_examples, record_pseudo_queries_file
 
@@ -182,6 +199,7 @@ def stage_examples_for(collection, docid_model, preset, qg_model: str | None = N
     docid_model.validation_fraction = preset.validation_fraction
     docid_model.qg_model = qg_model
     record_pseudo_queries_file(docid_model, pseudo_queries_file)
+    docid_model.split = collection.split.record()
     return {
         "index": index_examples(collection.docs, preset.passages_per_doc, preset.passage_words, preset.seed),
         "pseudo": pseudo_examples(collection.docs, preset.pseudo_queries_per_doc, preset.seed, qg_model, cache_dir,
