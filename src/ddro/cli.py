@@ -157,6 +157,7 @@ def cmd_train_ddro(args) -> int:
     if model.table.doc_ids != [d.doc_id for d in collection.docs]:
         raise DdroError(f"{args.model}: the model was trained for another collection than {args.collection}")
     model.qg_model = args.qg_model or model.qg_model
+    model.precision = args.precision or model.precision
     with atomic_output_dir(out, args.overwrite) as tmp:
         summary = train_ddro(model, collection, config, tmp / "training")
         model.save(tmp)
@@ -175,7 +176,7 @@ def cmd_search(args) -> int:
     import torch
 
     retriever = GenerativeRetriever.load(args.model, args.device or ("cuda" if torch.cuda.is_available() else "cpu"),
-                                         args.dtype)
+                                         args.dtype, args.precision)
     collection = load_collection(args.collection, args.test_fraction)
     queries = collection.queries if args.queries == "all" else collection.queries_of(args.queries)
     start = time.perf_counter()
@@ -184,7 +185,8 @@ def cmd_search(args) -> int:
                            length_penalty=args.length_penalty)
     seconds = time.perf_counter() - start
     write_trec_run(run, Path(args.out), args.tag)
-    print(f"search: {len(queries)} {args.queries} queries, beams {beams}, {args.dtype}, "
+    print(f"search: {len(queries)} {args.queries} queries, beams {beams}, {args.dtype} weights, "
+          f"{retriever.docid_model.precision} precision, "
           f"{len(queries) / max(seconds, 1e-9):.2f} queries/s -> {args.out}")
     return 0
 
@@ -232,7 +234,7 @@ def preset_from_args(args):
                  for stage in STAGES for name in ("epochs", "learning_rate", "batch_size")}
     fields = {"seed": args.seed} | ({"tie_output": False} if args.untied_output else {})
     fields |= {name: getattr(args, name) for name in ("replay", "query_repeats", "pseudo_queries_per_doc",
-                                                      "passages_per_doc") if getattr(args, name) is not None}
+                                                      "passages_per_doc", "precision") if getattr(args, name) is not None}
     return get_preset(args.preset, args.model, overrides, **fields)
 
 
@@ -258,8 +260,19 @@ def _add_model_options(parser) -> None:
     parser.add_argument("--query-repeats", type=int, default=None, help="times each training query is repeated in stage 3")
     parser.add_argument("--pseudo-queries-per-doc", type=int, default=None, help="pseudo-queries per document (stage 2)")
     parser.add_argument("--passages-per-doc", type=int, default=None, help="passages per document (stage 1)")
+    _add_precision_option(parser, "(default: the preset's: bf16 for t5-base, fp32 for the others); "
+                          "recorded in the model folder, which searches with it")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run in the same folder")
     parser.add_argument("--overwrite", action="store_true", help="replace the output folder if it exists")
+
+
+def _add_precision_option(parser, default_help: str) -> None:
+    from ddro.precision import PRECISIONS
+
+    # fp16 is left out: T5's activations overflow it (ddro.precision).
+    parser.add_argument("--precision", default=None, choices=PRECISIONS,
+                        help="arithmetic of every model pass: fp32, or bf16 autocast over fp32 weights "
+                             f"(fp16 overflows T5) {default_help}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -299,6 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace the output folder if it exists")
     p.add_argument("--qg-model", default=None, help="a query-generation model (docT5query style) for the "
                    "pseudo-queries (default: the one SFT's stage 2 used, as the model records; else extractive spans)")
+    _add_precision_option(p, "(default: the one the SFT model was trained with, as it records)")
     add_ddro_options(p)
     p.set_defaults(func=cmd_train_ddro)
 
@@ -316,8 +330,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="rank by log p(docid) / length**L (default 0: the raw sequence log-probability)")
     p.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
     p.add_argument("--dtype", default="fp32", choices=["fp32", "bf16", "fp16"],
-                   help="weight type while searching (default fp32; bf16 is 1.5-1.8x as fast on CPUs with "
-                        "AVX-512 BF16 and on GPUs; fp16 is for GPUs without bf16, slow on CPUs; scores stay fp32)")
+                   help="type the weights are cast to for search (default fp32; bf16 is 1.5-1.8x as fast on CPUs "
+                        "with AVX-512 BF16 and on GPUs; fp16 is for GPUs without bf16, slow on CPUs; scores stay "
+                        "fp32); unlike --precision it rounds the weights themselves: faster, but not the arithmetic "
+                        "the model was trained with")
+    _add_precision_option(p, "(default: the one the model was trained with, as it records); with --dtype "
+                          "fp32 (the default) --precision bf16 scores as training under bf16 did")
     p.add_argument("--tag", default="ddro", help="run tag in the TREC file")
     p.set_defaults(func=cmd_search)
 
