@@ -207,3 +207,14 @@ def test_a_local_t5_checkpoint_through_sft_ddro_search_and_eval(tmp_path, capsys
     assert main(["eval", *common, "--run", str(run)]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["queries"] > 0 and 0.0 <= result["measures"]["RR@10"] <= 1.0
+
+
+def test_ddro_run_writes_title_docids_in_the_checkpoints_tokenizer(tmp_path):
+    beir = write_beir(tmp_path / "beir", n_docs=40)
+    checkpoint = write_tiny_t5(tmp_path / "ckpt")
+    out = tmp_path / "run"
+    assert main(["run", "--collection", str(beir), "--out", str(out), "--preset", "tiny", "--model", str(checkpoint),
+                 "--scheme", "title", "--no-ddro", "--k", "10", "--beams", "10"]) == 0
+    assert json.loads((out / "config.json").read_text())["docids"]["tokenizer"] == str(checkpoint)
+    model = DocidModel.load(out / "model")
+    assert model.decoder_vocab_size == len(model.tokenizer)  # no new rows: every piece is the model's own
