@@ -192,7 +192,12 @@ def test_a_local_t5_checkpoint_through_sft_ddro_search_and_eval(tmp_path, capsys
     assert main(["train", "ddro", *common, "--model", str(tmp_path / "sft"), "--out", str(tmp_path / "ddro"),
                  "--epochs", "1", "--per-query", "2", "--pseudo-queries", "20", "--eval-steps", "2",
                  "--validation-beams", "4", "--bands", "1-10,11-40", "--band-proportions", "1,1"]) == 0
-    assert json.loads((tmp_path / "ddro" / "ddro_model.json").read_text())["precision"] == "bf16"
+    assert json.loads((tmp_path / "ddro" / "ddro_model.json").read_text())["precision"] == "bf16"  # SFT's
+    assert main(["train", "ddro", *common, "--model", str(tmp_path / "sft"), "--out", str(tmp_path / "ddro32"),
+                 "--epochs", "1", "--per-query", "2", "--pseudo-queries", "20", "--eval-steps", "2",
+                 "--validation-beams", "4", "--bands", "1-10,11-40", "--band-proportions", "1,1",
+                 "--precision", "fp32"]) == 0
+    assert json.loads((tmp_path / "ddro32" / "ddro_model.json").read_text())["precision"] == "fp32"
     summary = json.loads((tmp_path / "ddro" / "ddro_summary.json").read_text())
     assert summary["pairs"] > 0 and summary["steps"] > 0
     run = tmp_path / "ddro.trec"
