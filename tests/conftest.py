@@ -103,3 +103,23 @@ def write_query_generator(folder: Path) -> Path:
     T5ForConditionalGeneration(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+def write_tiny_t5(folder: Path) -> Path:
+    """A tiny random T5 checkpoint with its own subword tokenizer, saved as a Hugging Face folder:
+    a stand-in for `t5-base` (`--model DIR`, architecture `pretrained`). Its tokenizer is trained on
+    the words `write_beir` builds documents and queries from."""
+    import torch
+    from transformers import T5Config, T5ForConditionalGeneration
+
+    from ddro.models.tokenizer import train_subword_tokenizer
+
+    words = [f"{topic} {phrase} study experiment number reports measurements and theory what about"
+             for topic, phrase in TOPICS] + [" ".join("0123456789")]  # digits: docids count duplicates in them
+    tokenizer = train_subword_tokenizer(words, 300)
+    config = T5Config(vocab_size=len(tokenizer), d_model=32, d_ff=64, num_layers=1, num_decoder_layers=1,
+                      num_heads=2, d_kv=16, decoder_start_token_id=0, pad_token_id=0, eos_token_id=1)
+    torch.manual_seed(0)
+    T5ForConditionalGeneration(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder

@@ -179,14 +179,17 @@ def test_a_loaded_reference_trains_like_the_precomputed_one(tiny, tmp_path):
 
 @pytest.mark.parametrize("encoder_lr_scale", [1.0, 0.0])
 def test_training_raises_chosen_minus_rejected(tiny, tmp_path, encoder_lr_scale):
-    """A few steps raise the margin; with `encoder_lr_scale=0` the decoder alone learns it."""
+    """A few steps raise the margin; with `encoder_lr_scale=0` the decoder alone learns it: the
+    encoder's layers stay, while T5's shared embedding, the (tied) output head, moves its docid rows."""
     from ddro.training.ddro import DDROTrainer, precompute_reference
     from ddro.training.sft import training_arguments
     from ddro.models.presets import StageConfig
 
     collection, docid_model = tiny
     model = copy.deepcopy(docid_model)
-    encoder_before = {k: v.clone() for k, v in model.model.encoder.state_dict().items()}
+    encoder_before = {k: v.clone() for k, v in model.model.encoder.state_dict().items() if k != "embed_tokens.weight"}
+    docid_rows = torch.from_numpy(model.docid_token_ids)
+    head_before = model.model.get_output_embeddings().weight[docid_rows].detach().clone()
     pairs = [Pair("q", collection.docs[i].title, i, (i + 11) % 30) for i in range(30)]
     dataset = PairDataset(pairs, model)
     precompute_reference(model, dataset)
@@ -209,6 +212,8 @@ def test_training_raises_chosen_minus_rejected(tiny, tmp_path, encoder_lr_scale)
     encoder_after = model.model.encoder.state_dict()
     unchanged = all(torch.equal(encoder_before[k], encoder_after[k].cpu()) for k in encoder_before)
     assert unchanged == (encoder_lr_scale == 0.0)
+    head_after = model.model.get_output_embeddings().weight[docid_rows].detach().cpu()
+    assert (head_after - head_before).abs().amax(1).gt(0).all()  # every docid token's row moved
 
 
 def test_a_bare_corpus_trains_and_validates_on_fresh_pseudo_queries(tiny):

@@ -172,6 +172,7 @@ def cmd_train_ddro(args) -> int:
         raise DdroError(f"{args.model}: the model was trained for another collection than {args.collection}")
     check_split(model.split, collection.split, args.model, args.collection)
     _pseudo_query_source_for_ddro(model, args.qg_model, args.pseudo_queries_file)
+    model.precision = args.precision or model.precision
     with atomic_output_dir(out, args.overwrite) as tmp:
         summary = train_ddro(model, collection, config, tmp / "training")
         model.save(tmp)
@@ -210,11 +211,12 @@ def cmd_search(args) -> int:
         from ddro.released import load_released
 
         retriever = GenerativeRetriever(load_released(args.model, args.docids, device, args.dtype))
+        retriever.docid_model.precision = args.precision or retriever.docid_model.precision
     elif is_tokenized(queries):
         raise DdroError(f"{args.queries_file}: a released test set holds T5 token ids; search it with a released "
                         "checkpoint and its table (--docids)")
     else:
-        retriever = GenerativeRetriever.load(args.model, device, args.dtype)
+        retriever = GenerativeRetriever.load(args.model, device, args.dtype, args.precision)
         if split is not None:
             check_split(retriever.docid_model.split, split, args.model, args.collection)
     start = time.perf_counter()
@@ -226,7 +228,8 @@ def cmd_search(args) -> int:
     if split is not None:  # which split's queries these are, for `ddro eval` to check
         split_record_path(args.out).write_text(json.dumps({"split": split.record(), "queries": args.queries,
                                                            "model": args.model}, indent=2) + "\n")
-    print(f"search: {len(queries)} {described}, beams {beams}, {args.dtype}, "
+    print(f"search: {len(queries)} {described}, beams {beams}, {args.dtype} weights, "
+          f"{retriever.docid_model.precision} precision, "
           f"{len(queries) / max(seconds, 1e-9):.2f} queries/s -> {args.out}")
     return 0
 
@@ -304,7 +307,7 @@ def preset_from_args(args):
                  for stage in STAGES for name in ("epochs", "learning_rate", "batch_size")}
     fields = {"seed": args.seed} | ({"tie_output": False} if args.untied_output else {})
     fields |= {name: getattr(args, name) for name in ("replay", "query_repeats", "pseudo_queries_per_doc",
-                                                      "passages_per_doc") if getattr(args, name) is not None}
+                                                      "passages_per_doc", "precision") if getattr(args, name) is not None}
     return get_preset(args.preset, args.model, overrides, **fields)
 
 
@@ -334,8 +337,19 @@ def _add_model_options(parser) -> None:
     parser.add_argument("--query-repeats", type=int, default=None, help="times each training query is repeated in stage 3")
     parser.add_argument("--pseudo-queries-per-doc", type=int, default=None, help="pseudo-queries per document (stage 2)")
     parser.add_argument("--passages-per-doc", type=int, default=None, help="passages per document (stage 1)")
+    _add_precision_option(parser, "(default: the preset's: bf16 for t5-base, fp32 for the others); "
+                          "recorded in the model folder, which searches with it")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run in the same folder")
     parser.add_argument("--overwrite", action="store_true", help="replace the output folder if it exists")
+
+
+def _add_precision_option(parser, default_help: str) -> None:
+    from ddro.precision import PRECISIONS
+
+    # fp16 is left out: T5's activations overflow it (ddro.precision).
+    parser.add_argument("--precision", default=None, choices=PRECISIONS,
+                        help="arithmetic of every model pass: fp32, or bf16 autocast over fp32 weights "
+                             f"(fp16 overflows T5) {default_help}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -377,6 +391,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "pseudo-queries (default: the one SFT's stage 2 used, as the model records; else extractive spans)")
     p.add_argument("--pseudo-queries-file", default=None, metavar="FILE", help="pseudo-queries from a file, "
                    "'doc_id<TAB>query' a line (default: the file SFT's stage 2 read, as the model records)")
+    _add_precision_option(p, "(default: the one the SFT model was trained with, as it records)")
     add_ddro_options(p)
     p.set_defaults(func=cmd_train_ddro)
 
@@ -400,8 +415,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="rank by log p(docid) / length**L (default 0: the raw sequence log-probability)")
     p.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
     p.add_argument("--dtype", default="fp32", choices=["fp32", "bf16", "fp16"],
-                   help="weight type while searching (default fp32; bf16 is 1.5-1.8x as fast on CPUs with "
-                        "AVX-512 BF16 and on GPUs; fp16 is for GPUs without bf16, slow on CPUs; scores stay fp32)")
+                   help="type the weights are cast to for search (default fp32; bf16 is 1.5-1.8x as fast on CPUs "
+                        "with AVX-512 BF16 and on GPUs; fp16 is for GPUs without bf16, slow on CPUs; scores stay "
+                        "fp32); unlike --precision it rounds the weights themselves: faster, but not the arithmetic "
+                        "the model was trained with")
+    _add_precision_option(p, "(default: the one the model was trained with, as it records); with --dtype "
+                          "fp32 (the default) --precision bf16 scores as training under bf16 did")
     p.add_argument("--tag", default="ddro", help="run tag in the TREC file")
     p.set_defaults(func=cmd_search)
 

@@ -82,13 +82,18 @@ def run_docid_config(preset: Preset, scheme: str | None, seed: int, documents: i
     """The preset's docid options for a collection of `documents` documents; `scheme` (`--scheme`)
     picks another scheme, with the preset's options of that scheme where it has them (so
     `--scheme rq` under `cpu` gives its RQ 4 x 256 at any size, not `DocidConfig`'s defaults).
+    A text scheme under a pretrained checkpoint is written in that model's own tokenizer unless
+    the preset names one (the paper's TU docids are T5 subwords).
     """
     from ddro.docids import DocidConfig
+    from ddro.docids.schemes import TEXTUAL
 
     if scheme:
         options = preset.docids | (preset.large_docids or {}) | {"scheme": scheme}
     else:
         options = preset.docids_for(documents)
+    if preset.architecture == "pretrained" and options["scheme"] in TEXTUAL:
+        options.setdefault("tokenizer", preset.model)
     return DocidConfig(**options, seed=seed)
 
 
@@ -153,6 +158,7 @@ def run_pipeline(config: RunConfig) -> dict:
             from ddro.models import DocidModel
 
             docid_model = DocidModel.load(model_dir)
+            docid_model.precision = preset.precision  # this run's setting searches and trains on
             stage_timings = json.loads((out / "sft_timings.json").read_text())
         else:
             docid_model = build_docid_model(preset, table, [f"{d.title} {d.text}" for d in collection.docs], config.seed)

@@ -15,15 +15,18 @@ import torch
 from tqdm.auto import tqdm
 
 from ddro.decoding.trie import DocidTrie
+from ddro.precision import autocast
 
 
 @contextmanager
-def _inference(model):
-    """Dropout off while searching or scoring, the caller's mode restored afterwards."""
+def _inference(docid_model):
+    """Dropout off and the model's precision while searching or scoring, the caller's mode restored afterwards."""
+    model = docid_model.model
     was_training = model.training
     model.eval()
     try:
-        yield
+        with autocast(docid_model.precision, next(model.parameters()).device):
+            yield
     finally:
         model.train(was_training)
 
@@ -39,12 +42,19 @@ class GenerativeRetriever:
             self._docs_of.setdefault(tuple(int(t) for t in row[row >= 0]), []).append(i)
 
     @classmethod
-    def load(cls, folder: str | Path, device: str | torch.device = "cpu", dtype: str = "fp32") -> "GenerativeRetriever":
-        """A retriever over a saved model folder; `dtype="bf16"` searches 1.5-1.8x as fast on CPUs with
-        AVX-512 BF16 (README: *Search*), with the same first result for most queries."""
+    def load(cls, folder: str | Path, device: str | torch.device = "cpu", dtype: str = "fp32",
+             precision: str | None = None) -> "GenerativeRetriever":
+        """A retriever over a saved model folder; `dtype="bf16"` casts the weights, which searches
+        1.5-1.8x as fast on CPUs with AVX-512 BF16 (README: *Search*), with the same first result
+        for most queries; `precision` is the autocast of the arithmetic (`ddro.precision`; default:
+        the one the model records, i.e. was trained with)."""
         from ddro.models.docid_model import DocidModel
+        from ddro.precision import check_precision
 
-        return cls(DocidModel.load(folder, device, dtype))
+        docid_model = DocidModel.load(folder, device, dtype)
+        if precision is not None:
+            docid_model.precision = check_precision(precision)
+        return cls(docid_model)
 
     @property
     def doc_ids(self) -> list[str]:
@@ -73,7 +83,7 @@ class GenerativeRetriever:
         for start in tqdm(batches, desc="searching", unit="batch", disable=not progress):
             batch = queries[start:start + batch_size]
             inputs = {name: t.to(device) for name, t in self.docid_model.encode([q.text for q in batch]).items()}
-            with _inference(model):
+            with _inference(self.docid_model):
                 found = beam_search(model, inputs, num_beams=num_beams, max_new_tokens=self.max_new_tokens,
                                     decoder_start_token_id=self.docid_model.decoder_start_token_id,
                                     trie=self.trie, length_penalty=length_penalty)
@@ -104,7 +114,7 @@ class GenerativeRetriever:
         device = next(model.parameters()).device
         labels = label_batch(torch.from_numpy(self.sequences), range(len(self.sequences))).to(device)
         out = np.zeros((len(queries), len(self.sequences)), dtype=np.float32)
-        with _inference(model):
+        with _inference(self.docid_model):
             self._score_into(out, queries, labels, chunk_size, progress)
         return out
 

@@ -9,8 +9,11 @@ directory holds everything a fresh process needs (weights as safetensors, tokeni
   `trainable_encoder_layers` of the encoder train, at `encoder_lr_scale` times the learning rate.
 - `t5-scratch`: T5 from random weights with a BPE tokenizer trained on the collection; the
   docid tokens are appended to the vocabulary (shared embeddings, as the paper extends T5's).
-- `pretrained`: any Hugging Face seq2seq checkpoint (`t5-base`, a local path); docid tokens the
-  tokenizer lacks are added and the embeddings resized (paper: +M*K rows).
+- `pretrained`: any Hugging Face seq2seq checkpoint (`t5-base`, a local path). Text docid tokens
+  the model's tokenizer has keep its ids (the paper's TU docids are T5 subwords); the others, and
+  every token of a new-token scheme (PQ codes, `<dup_k>`, atomic), get embedding rows appended
+  after the model's (paper: +M*K rows). The tokenizer itself is never extended: an added token
+  would change how queries and documents are cut into subwords.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import torch
 
 from ddro.docids.table import PAD, DocidTable
 from ddro.errors import DdroError
+from ddro.precision import DEFAULT_PRECISION, check_precision
 
 MODEL_FILE = "ddro_model.json"
 # Weight types a model can be loaded in for search. The beam scores stay fp32 whatever the weights
@@ -58,6 +62,8 @@ class DocidModel:
     # reads the collection (`collections.base.check_split`); None: not trained here, or saved
     # before models recorded it.
     split: dict | None = None
+    # The arithmetic of every pass (`ddro.precision`): what it was trained with, what it searches with.
+    precision: str = DEFAULT_PRECISION
 
     # --- docids as decoder tokens -------------------------------------------------------------
     def docid_sequences(self) -> np.ndarray:
@@ -94,7 +100,7 @@ class DocidModel:
                 "decoder_start_token_id": self.decoder_start_token_id, "max_input_tokens": self.max_input_tokens,
                 "validation_fraction": self.validation_fraction, "qg_model": self.qg_model,
                 "pseudo_queries_file": self.pseudo_queries_file, "pseudo_queries_sha256": self.pseudo_queries_sha256,
-                "split": self.split,
+                "split": self.split, "precision": self.precision,
                 # Which parameters the preset froze (e.g. MiniLM's lower layers), so that training a
                 # loaded model (`ddro train ddro --model`) updates and clips the same set as `ddro run`.
                 "frozen_parameters": [name for name, p in self.model.named_parameters() if not p.requires_grad]}
@@ -121,19 +127,22 @@ class DocidModel:
                    np.load(folder / "docid_token_ids.npy"), meta["architecture"], meta["eos_token_id"],
                    meta["decoder_start_token_id"], meta["max_input_tokens"], meta.get("validation_fraction"),
                    meta.get("qg_model"), meta.get("pseudo_queries_file"), meta.get("pseudo_queries_sha256"),
-                   meta.get("split"))
+                   meta.get("split"), meta.get("precision", DEFAULT_PRECISION))
 
 
 def build_docid_model(preset, table: DocidTable, corpus_texts, seed: int = 0) -> DocidModel:
-    """A new model for `table`'s docids, following `preset.architecture`."""
+    """A new model for `table`'s docids, following `preset.architecture`, at `preset.precision`."""
     torch.manual_seed(seed)
     if preset.architecture == "minilm-warm":
-        return _minilm_warm(preset, table)
-    if preset.architecture == "t5-scratch":
-        return _t5_scratch(preset, table, corpus_texts)
-    if preset.architecture == "pretrained":
-        return _pretrained(preset, table)
-    raise DdroError(f"unknown architecture {preset.architecture!r}")
+        docid_model = _minilm_warm(preset, table)
+    elif preset.architecture == "t5-scratch":
+        docid_model = _t5_scratch(preset, table, corpus_texts)
+    elif preset.architecture == "pretrained":
+        docid_model = _pretrained(preset, table)
+    else:
+        raise DdroError(f"unknown architecture {preset.architecture!r}")
+    docid_model.precision = check_precision(preset.precision)
+    return docid_model
 
 
 def _table_eos(table: DocidTable) -> str | None:
@@ -207,10 +216,13 @@ def _pretrained(preset, table: DocidTable) -> DocidModel:
             "give a local folder holding the checkpoint"
         ) from None
     eos = _table_eos(table)
-    missing = [tok for tok in table.vocab if tok != eos and tok not in tokenizer.get_vocab()]
-    tokenizer.add_tokens(missing, special_tokens=False)
-    model.resize_token_embeddings(len(tokenizer))
-    docid_ids = np.array([tokenizer.eos_token_id if tok == eos else tokenizer.convert_tokens_to_ids(tok)
+    own = {} if table.new_tokens else tokenizer.get_vocab()
+    base = model.get_input_embeddings().num_embeddings
+    appended = [tok for tok in table.vocab if tok != eos and tok not in own]
+    new_ids = {tok: base + i for i, tok in enumerate(appended)}
+    if appended:
+        model.resize_token_embeddings(base + len(appended))
+    docid_ids = np.array([tokenizer.eos_token_id if tok == eos else own[tok] if tok in own else new_ids[tok]
                           for tok in table.vocab], dtype=np.int64)
     start = model.config.decoder_start_token_id
     return DocidModel(model, tokenizer, table, docid_ids, "pretrained", int(tokenizer.eos_token_id), int(start),

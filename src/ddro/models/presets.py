@@ -58,6 +58,9 @@ class Preset:
     replay: float = 0.0
     beams: int = 100
     seed: int = 0
+    # The arithmetic of training and search (`ddro.precision`): fp32, or bf16 autocast where the
+    # paper's T5-base trains on GPUs.
+    precision: str = "fp32"
 
     def docids_for(self, documents: int) -> dict:
         """The docid options for a collection of `documents` documents."""
@@ -116,7 +119,7 @@ PRESETS = {
     "t5-base": Preset(
         name="t5-base", architecture="pretrained", model="t5-base", max_input_tokens=128, passages_per_doc=10,
         pseudo_queries_per_doc=10, docids={"scheme": "pq", "pq_m": 24, "pq_k": 256, "encoder": "hf:sentence-transformers/gtr-t5-base"},
-        stages=_stages((10, 1e-3, 128), (20, 1e-3, 128), (10, 1e-3, 128)), beams=100,
+        stages=_stages((10, 1e-3, 128), (20, 1e-3, 128), (10, 1e-3, 128)), beams=100, precision="bf16",
     ),
 }
 DEFAULT_PRESET = "cpu"

@@ -32,6 +32,7 @@ from transformers.modeling_outputs import BaseModelOutput
 
 from ddro.collections.base import Query
 from ddro.models.presets import StageConfig
+from ddro.precision import autocast
 from ddro.scoring import sequence_logprobs
 from ddro.training.ddro_loss import compared_logps, ddro_loss
 from ddro.training.negatives import NegativeConfig, Pair, bm25_rankings, make_pairs, run_file_rankings
@@ -60,8 +61,10 @@ class DDROConfig:
     # phase re-weighs docids without moving the query representations SFT fitted, and validation
     # RR@10 rose for ~100 steps instead of peaking at step 25 and falling. The encoder's
     # gradients still count in the clipped norm (as measured), only its learning rate is zero.
+    # T5's shared embedding is also the decoder's (and its tied output head): it learns at the full rate.
     encoder_lr_scale: float = field(default=0.0, metadata={
-        "help": "the encoder's learning rate as a fraction of --learning-rate (default 0: the decoder alone)"})
+        "help": "the learning rate of the encoder's own layers as a fraction of --learning-rate (default 0: "
+                "the decoder and the embedding it shares alone)"})
     # TRL's DPO turns dropout off too: the reference log-probabilities are taken without it, and
     # with it the policy's log-probabilities of its likeliest docids fall by noise alone, so the
     # first steps saw negative reward margins (Cranfield: -0.1 to -0.2, accuracy 0.33-0.45).
@@ -209,6 +212,15 @@ def pair_logps(model, batch) -> tuple[torch.Tensor, torch.Tensor]:
     return logps[: len(chosen)], logps[len(chosen):]
 
 
+def reference_logps(model, batch) -> tuple[torch.Tensor, torch.Tensor]:
+    """`pair_logps` of the reference, computed as the policy's are: with autograd on (and no
+    backward). Without it PyTorch's attention (SDPA) picks another kernel, which under bf16 gives
+    other values (up to 0.014 nats apart on a tiny T5), so the policy would start off its reference."""
+    with torch.enable_grad():
+        chosen, rejected = pair_logps(model, batch)
+    return chosen.detach(), rejected.detach()
+
+
 class DDROTrainer(DocidTrainer):
     """Trainer with the DDRO loss; logs `rewards/chosen`, `rewards/rejected`, `rewards/margins`,
     `rewards/accuracies` averaged over the steps since the last log."""
@@ -219,7 +231,7 @@ class DDROTrainer(DocidTrainer):
         self.ref_model = ref_model
         self._stored: dict[str, list[float]] = {}
 
-    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+    def model_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         cfg = self.ddro_config
         if not cfg.dropout:
             model.eval()  # after the Trainer's model.train(); gradients flow the same
@@ -227,8 +239,7 @@ class DDROTrainer(DocidTrainer):
         if self.ref_model is not None:
             # The Trainer places the policy on its device; the frozen copy follows it there.
             self.ref_model.to(inputs["input_ids"].device)
-            with torch.no_grad():
-                ref_chosen, ref_rejected = pair_logps(self.ref_model, inputs)
+            ref_chosen, ref_rejected = reference_logps(self.ref_model, inputs)
         else:
             ref_chosen, ref_rejected = inputs["ref_logps"][:, 0], inputs["ref_logps"][:, 1]
         chosen_tokens = (inputs["chosen_labels"] != -100).sum(1).clamp(min=1)
@@ -254,16 +265,17 @@ class DDROTrainer(DocidTrainer):
 
 
 def precompute_reference(docid_model, dataset: PairDataset, batch_size: int = 64) -> None:
-    """Fill `dataset.ref` with the frozen model's log-probabilities (done once, before training)."""
+    """Fill `dataset.ref` with the frozen model's log-probabilities (done once, before training, at
+    the precision the policy then trains at)."""
     from tqdm.auto import tqdm
 
     collator = PairCollator(docid_model)
     model = docid_model.model.eval()
     device = next(model.parameters()).device
-    with torch.inference_mode():
+    with autocast(docid_model.precision, device):
         for start in tqdm(range(0, len(dataset), batch_size), desc="reference log-probs", unit="batch"):
             batch = collator([dataset[i] for i in range(start, min(start + batch_size, len(dataset)))])
-            chosen, rejected = pair_logps(model, {name: t.to(device) for name, t in batch.items()})
+            chosen, rejected = reference_logps(model, {name: t.to(device) for name, t in batch.items()})
             dataset.ref[start:start + len(chosen)] = torch.stack([chosen, rejected], 1).float().cpu().numpy()
 
 
@@ -362,7 +374,7 @@ def train_ddro(docid_model, collection, config: DDROConfig, out_dir) -> dict:
     if config.precompute_ref_log_probs:
         precompute_reference(docid_model, dataset)
     else:
-        ref_model = copy.deepcopy(docid_model.model).eval().requires_grad_(False)
+        ref_model = copy.deepcopy(docid_model.model).eval()  # frozen: no optimizer holds its parameters
     referenced = time.perf_counter()
 
     selection = ValidationSelection(validation_score, config.eval_steps, config.patience, docid_model.model, measure,
@@ -373,7 +385,8 @@ def train_ddro(docid_model, collection, config: DDROConfig, out_dir) -> dict:
         train_sampling_strategy="random",
     )
     trainer = DDROTrainer(model=docid_model.model, args=args, train_dataset=dataset, data_collator=PairCollator(docid_model),
-                          ddro_config=config, ref_model=ref_model, callbacks=[selection] if selection else [])
+                          ddro_config=config, ref_model=ref_model, callbacks=[selection] if selection else [],
+                          precision=docid_model.precision)
     with contextlib.redirect_stdout(sys.stderr):
         trainer.train()
     if selection:

@@ -26,6 +26,7 @@ import torch
 from transformers import TrainerCallback
 from transformers.modeling_outputs import BaseModelOutput
 
+from ddro.precision import autocast
 from ddro.scoring import sequence_logprobs
 from ddro.training.ddro_loss import compared_logps, ddro_loss
 from ddro.training.sft import label_batch, pad_input_ids
@@ -84,7 +85,7 @@ class PairLoss:
         """log p(docid | query) of every query's distinct docids, flat in query order."""
         model = self.docid_model.model.eval()
         out = []
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast(self.docid_model.precision, next(model.parameters()).device):
             for batch, (hidden, mask) in enumerate(self.encodings(model.get_encoder())):
                 start = batch * self.batch_queries
                 stop = start + len(hidden)

@@ -21,6 +21,7 @@ import torch
 from transformers import Trainer, TrainingArguments
 
 from ddro.models.presets import STAGES
+from ddro.precision import DEFAULT_PRECISION, autocast, check_precision
 
 
 class ExampleDataset(torch.utils.data.Dataset):
@@ -72,15 +73,35 @@ class DocidCollator:
 
 
 class DocidTrainer(Trainer):
-    """Trainer whose optimizer gives the pretrained encoder a smaller learning rate."""
+    """Trainer whose optimizer gives the encoder's own layers a smaller learning rate, and whose
+    steps run at the model's precision (`ddro.precision`)."""
 
-    def __init__(self, *args, encoder_lr_scale: float = 1.0, **kwargs):
+    def __init__(self, *args, encoder_lr_scale: float = 1.0, precision: str = DEFAULT_PRECISION, **kwargs):
         super().__init__(*args, **kwargs)
         self.encoder_lr_scale = encoder_lr_scale
+        self.precision = check_precision(precision)
+
+    def compute_loss(self, model, inputs, *args, **kwargs):
+        with autocast(self.precision, inputs["input_ids"].device):
+            return self.model_loss(model, inputs, *args, **kwargs)
+
+    def model_loss(self, model, inputs, *args, **kwargs):
+        """The training loss of a batch (called under the precision's autocast)."""
+        return super().compute_loss(model, inputs, *args, **kwargs)
+
+    def encoder_own_parameter_ids(self) -> set[int]:
+        """The encoder's parameters less those the decoder or the output head also use: T5's shared
+        embedding is the decoder's input embedding and (tied) its output head, which holds the
+        docid tokens' rows, so it learns at the full rate."""
+        model = self.model
+        shared = {id(p) for p in model.get_decoder().parameters()}
+        if model.get_output_embeddings() is not None:
+            shared |= {id(p) for p in model.get_output_embeddings().parameters()}
+        return {id(p) for p in model.get_encoder().parameters()} - shared
 
     def create_optimizer(self, *args, **kwargs):
-        if self.optimizer is None and self.encoder_lr_scale != 1.0 and hasattr(self.model, "encoder"):
-            encoder_ids = {id(p) for p in self.model.encoder.parameters()}
+        if self.optimizer is None and self.encoder_lr_scale != 1.0 and hasattr(self.model, "get_encoder"):
+            encoder_ids = self.encoder_own_parameter_ids()
             trainable = [p for p in self.model.parameters() if p.requires_grad]
             lr = self.args.learning_rate
             # The full-rate group first: the Trainer logs the first group's learning rate.
@@ -95,16 +116,20 @@ class DocidTrainer(Trainer):
 
 
 def training_arguments(stage_dir: Path, stage, seed: int, **overrides) -> TrainingArguments:
+    """The Trainer's settings; its own mixed precision stays off whatever `ACCELERATE_MIXED_PRECISION`
+    (`accelerate launch --mixed_precision`) says: `DocidTrainer` applies the model's precision."""
     on_gpu = torch.cuda.is_available()
     values = dict(
         output_dir=str(stage_dir), num_train_epochs=stage.epochs, learning_rate=stage.learning_rate,
         per_device_train_batch_size=stage.batch_size, lr_scheduler_type="linear", warmup_steps=0.05,
         weight_decay=0.01, max_grad_norm=1.0, logging_steps=50, save_strategy="epoch", save_total_limit=1,
-        seed=seed, data_seed=seed, report_to="none", bf16=on_gpu and torch.cuda.is_bf16_supported(),
+        seed=seed, data_seed=seed, report_to="none", bf16=False, fp16=False,
         remove_unused_columns=False, dataloader_num_workers=0, dataloader_pin_memory=on_gpu, disable_tqdm=False,
         train_sampling_strategy="group_by_length",
     )
-    return TrainingArguments(**(values | overrides))
+    args = TrainingArguments(**(values | overrides))
+    args.mixed_precision = "no"  # read from the environment when bf16 and fp16 are off
+    return args
 
 
 def _load_weights(model, folder: Path) -> None:
@@ -159,6 +184,7 @@ def train_sft(docid_model, stage_examples: dict, preset, out_dir: Path, resume: 
             model=docid_model.model, args=training_arguments(stage_dir, stage, preset.seed, **overrides),
             train_dataset=ExampleDataset(examples, docid_model), data_collator=DocidCollator(docid_model),
             encoder_lr_scale=preset.encoder_lr_scale if docid_model.architecture == "minilm-warm" else 1.0,
+            precision=docid_model.precision,
         )
         checkpoint = resume and any(stage_dir.glob("checkpoint-*"))
         with contextlib.redirect_stdout(sys.stderr):  # the Trainer prints its logs: keep stdout for results
