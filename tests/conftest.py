@@ -123,3 +123,29 @@ def write_tiny_t5(folder: Path) -> Path:
     T5ForConditionalGeneration(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+def write_sentence_transformer(folder: Path) -> Path:
+    """A tiny random sentence-transformers model saved to `folder` in GTR's layout: a T5 encoder,
+    mean pooling, a Dense layer without bias or activation, then normalization (`modules.json`
+    names the four). Its tokenizer is trained on the words `write_beir` builds its documents from."""
+    import tempfile
+
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Dense, Normalize, Pooling, Transformer
+    from transformers import T5Config, T5EncoderModel
+
+    from ddro.models.tokenizer import train_subword_tokenizer
+
+    tokenizer = train_subword_tokenizer([" ".join(topic) for topic in TOPICS], 200)
+    config = T5Config(vocab_size=len(tokenizer), d_model=16, d_ff=32, num_layers=1, num_heads=2, d_kv=8,
+                      decoder_start_token_id=0, pad_token_id=0, eos_token_id=1)
+    torch.manual_seed(0)
+    with tempfile.TemporaryDirectory() as encoder_dir:
+        T5EncoderModel(config).save_pretrained(encoder_dir)
+        tokenizer.save_pretrained(encoder_dir)
+        modules = [Transformer(encoder_dir, max_seq_length=64), Pooling(16, "mean"),
+                   Dense(16, 12, bias=False, activation_function=torch.nn.Identity()), Normalize()]
+        SentenceTransformer(modules=modules, device="cpu").save(str(folder))
+    return folder

@@ -1,7 +1,9 @@
 """BM25 baseline, with bm25s: the lexical reference every generative retriever is compared with.
 
 Tokenization is bm25s' own (scikit-learn's `\\b\\w\\w+\\b` pattern, lower-cased), English stop
-words removed and no stemming, so the numbers match those published with bm25s for that setting.
+words removed, then by default stemmed with PyStemmer's English (Snowball) stemmer, as IR papers
+run BM25 (Pyserini's default analyzer stems too, with Porter's stemmer: `stemmer="porter"`).
+`stemmer="none"` gives the unstemmed variant.
 """
 
 from __future__ import annotations
@@ -11,21 +13,38 @@ from typing import Iterable
 import bm25s
 
 from ddro.collections.base import Document, Query
+from ddro.errors import DdroError
 from ddro.runs import Run
 
+DEFAULT_STEMMER = "english"
 
-def _tokenize(texts: list[str]) -> list[list[str]]:
+
+def load_stemmer(name: str):
+    """PyStemmer's stemmer `name` (e.g. english, porter), or None for `none`."""
+    if name == "none":
+        return None
+    import Stemmer
+
+    if name not in Stemmer.algorithms():
+        raise DdroError(f"--bm25-stemmer {name!r}: unknown stemmer (none, or one of PyStemmer's: "
+                        f"{', '.join(Stemmer.algorithms())})")
+    return Stemmer.Stemmer(name)
+
+
+def _tokenize(texts: list[str], stemmer) -> list[list[str]]:
     """Token strings (not ids): documents and queries are tokenized separately, and strings keep
     the two vocabularies from having to agree on numbering."""
-    return bm25s.tokenize(texts, lower=True, stopwords="en", stemmer=None, return_ids=False, show_progress=False)
+    return bm25s.tokenize(texts, lower=True, stopwords="en", stemmer=stemmer, return_ids=False, show_progress=False)
 
 
 class BM25Retriever:
     """Okapi BM25 (bm25s' default Lucene variant) over the title and text of each document."""
 
-    def __init__(self, k1: float = 1.5, b: float = 0.75):
+    def __init__(self, k1: float = 1.5, b: float = 0.75, stemmer: str = DEFAULT_STEMMER):
         self.k1 = k1
         self.b = b
+        self.stemmer = stemmer
+        self._stemmer = load_stemmer(stemmer)
         self._model: bm25s.BM25 | None = None
         self._doc_ids: list[str] = []
 
@@ -35,7 +54,7 @@ class BM25Retriever:
         if not docs:
             raise ValueError("cannot index an empty document list")
         model = bm25s.BM25(k1=self.k1, b=self.b)
-        model.index(_tokenize([f"{d.title} {d.text}" for d in docs]), show_progress=False)
+        model.index(_tokenize([f"{d.title} {d.text}" for d in docs], self._stemmer), show_progress=False)
         self._model = model
         self._doc_ids = [d.doc_id for d in docs]
         return self
@@ -59,7 +78,8 @@ class BM25Retriever:
         if not queries:
             return {}
         k = min(k, len(self._doc_ids))
-        indices, scores = self._model.retrieve(_tokenize([q.text for q in queries]), k=k, show_progress=False)
+        indices, scores = self._model.retrieve(_tokenize([q.text for q in queries], self._stemmer), k=k,
+                                               show_progress=False)
         return {qid: self._ranking(row_idx, row_scores) for qid, row_idx, row_scores in zip(ids, indices, scores)}
 
     def _ranking(self, indices, scores) -> list[tuple[str, float]]:

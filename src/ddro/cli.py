@@ -108,11 +108,13 @@ def cmd_train_sft(args) -> int:
 def ddro_config_from_args(args):
     import ir_measures
 
+    from ddro.bm25 import load_stemmer
     from ddro.training.ddro import DDROConfig
     from ddro.training.negatives import parse_bands
     from ddro.training.selection import PAIR_LOSS
 
     values = {f.name: getattr(args, f.name) for f in dataclasses.fields(DDROConfig) if hasattr(args, f.name)}
+    load_stemmer(values["bm25_stemmer"])  # an unknown name fails here, before any training
     values["bands"] = parse_bands(args.bands)
     try:
         values["band_proportions"] = tuple(float(x) for x in args.band_proportions.split(","))
@@ -285,7 +287,7 @@ def cmd_run(args) -> int:
                        test_fraction=args.test_fraction, qg_model=args.qg_model,
                        pseudo_queries_file=args.pseudo_queries_file, k=args.k, beams=args.beams,
                        beams_at_least_k=args.beams_at_least_k,
-                       seed=args.seed, resume=args.resume, overwrite=args.overwrite,
+                       seed=args.seed, resume=args.resume, overwrite=args.overwrite, bm25_stemmer=args.bm25_stemmer,
                        ddro=dataclasses.replace(ddro_config_from_args(args), seed=args.seed) if args.ddro else None)
     start = time.perf_counter()
     metrics = run_pipeline(config)

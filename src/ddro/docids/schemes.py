@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -83,8 +82,8 @@ def _computed_codes(collection, config: DocidConfig):
     from ddro.docids import encoders
 
     encoder = encoders.get_encoder(config.encoder, config.seed)
-    cache = Path(config.cache_dir) if config.cache_dir else encoders.default_cache_dir()
-    embeddings = encoders.embed_documents(encoders.document_texts(collection), encoder, cache)
+    embeddings = encoders.embed_documents(encoders.document_texts(collection), encoder,
+                                          encoders.resolve_cache_dir(config.cache_dir))
     if config.scheme == "pq":
         from ddro.docids.pq import pq_codes
 

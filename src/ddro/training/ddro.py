@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from transformers.modeling_outputs import BaseModelOutput
 
+from ddro.bm25 import DEFAULT_STEMMER
 from ddro.collections.base import Query
 from ddro.models.presets import StageConfig
 from ddro.precision import autocast
@@ -82,6 +83,9 @@ class DDROConfig:
     band_proportions: tuple = (1.0, 1.0, 1.0)
     bands: tuple = ((1, 100), (101, 500), (501, 1000))
     negatives_run: str | None = field(default=None, metadata={"help": "TREC/MS MARCO run file to mine instead of BM25"})
+    bm25_stemmer: str = field(default=DEFAULT_STEMMER, metadata={
+        "help": "BM25's stemmer, for DDRO's BM25 negatives and `ddro run`'s BM25 row: a PyStemmer algorithm "
+                "(english, porter, ...) or none"})
     model_negatives: bool = field(default=False, metadata={
         "help": "mine the SFT model's own constrained-search ranking of the training queries instead of BM25"})
     pseudo_queries: int = field(default=2000, metadata={
@@ -310,7 +314,7 @@ def negative_rankings(collection, retriever, query_sets, positives, config: DDRO
         real = [q for queries in query_sets for q in queries if not is_pseudo(q.query_id)]
         groups = [(real, depth)] + [(pseudo, -(-depth * len(doc_ids) // max(1, len(pool))))
                                     for pseudo, pool in zip(pseudo_sets, pools)]
-        rankings = bm25_rankings(collection, groups)
+        rankings = bm25_rankings(collection, groups, config.bm25_stemmer)
     for pseudo, pool in zip(pseudo_sets, pools):
         for query in pseudo:
             rankings[query.query_id] = [d for d in rankings.get(query.query_id, []) if d in pool]

@@ -19,6 +19,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ddro.bm25 import DEFAULT_STEMMER
 from ddro.errors import DdroError
 
 
@@ -108,11 +109,12 @@ def _stable_hash(text: str) -> int:
     return int.from_bytes(hashlib.sha1(text.encode()).digest()[:8], "little")
 
 
-def bm25_rankings(collection, groups: list[tuple[list, int]]) -> dict[str, list[str]]:
-    """BM25 rankings of each `(queries, depth)` group, from one index of the collection."""
+def bm25_rankings(collection, groups: list[tuple[list, int]], stemmer: str = DEFAULT_STEMMER) -> dict[str, list[str]]:
+    """BM25 rankings of each `(queries, depth)` group, from one index of the collection
+    (`stemmer`: `ddro.bm25.BM25Retriever`'s)."""
     from ddro.bm25 import BM25Retriever
 
-    retriever = BM25Retriever().index(collection.docs)
+    retriever = BM25Retriever(stemmer=stemmer).index(collection.docs)
     rankings: dict[str, list[str]] = {}
     for queries, depth in groups:
         run = retriever.search(queries, k=min(depth, len(collection.docs))) if queries else {}
