@@ -105,18 +105,18 @@ def write_query_generator(folder: Path) -> Path:
     return folder
 
 
-def write_tiny_t5(folder: Path) -> Path:
+def write_tiny_t5(folder: Path, texts: list[str] | None = None) -> Path:
     """A tiny random T5 checkpoint with its own subword tokenizer, saved as a Hugging Face folder:
     a stand-in for `t5-base` (`--model DIR`, architecture `pretrained`). Its tokenizer is trained on
-    the words `write_beir` builds documents and queries from."""
+    `texts`, by default the words `write_beir` builds documents and queries from."""
     import torch
     from transformers import T5Config, T5ForConditionalGeneration
 
     from ddro.models.tokenizer import train_subword_tokenizer
 
-    words = [f"{topic} {phrase} study experiment number reports measurements and theory what about"
-             for topic, phrase in TOPICS] + [" ".join("0123456789")]  # digits: docids count duplicates in them
-    tokenizer = train_subword_tokenizer(words, 300)
+    words = texts or [f"{topic} {phrase} study experiment number reports measurements and theory what about"
+                      for topic, phrase in TOPICS]
+    tokenizer = train_subword_tokenizer(words + [" ".join("0123456789")], 300)  # digits: docids count duplicates in them
     config = T5Config(vocab_size=len(tokenizer), d_model=32, d_ff=64, num_layers=1, num_decoder_layers=1,
                       num_heads=2, d_kv=16, decoder_start_token_id=0, pad_token_id=0, eos_token_id=1)
     torch.manual_seed(0)
@@ -125,10 +125,11 @@ def write_tiny_t5(folder: Path) -> Path:
     return folder
 
 
-def write_sentence_transformer(folder: Path) -> Path:
+def write_sentence_transformer(folder: Path, texts: list[str] | None = None, dim: int = 12) -> Path:
     """A tiny random sentence-transformers model saved to `folder` in GTR's layout: a T5 encoder,
-    mean pooling, a Dense layer without bias or activation, then normalization (`modules.json`
-    names the four). Its tokenizer is trained on the words `write_beir` builds its documents from."""
+    mean pooling, a Dense layer (to `dim`) without bias or activation, then normalization
+    (`modules.json` names the four). Its tokenizer is trained on `texts`, by default the words
+    `write_beir` builds its documents from."""
     import tempfile
 
     import torch
@@ -138,7 +139,7 @@ def write_sentence_transformer(folder: Path) -> Path:
 
     from ddro.models.tokenizer import train_subword_tokenizer
 
-    tokenizer = train_subword_tokenizer([" ".join(topic) for topic in TOPICS], 200)
+    tokenizer = train_subword_tokenizer(texts or [" ".join(topic) for topic in TOPICS], 200)
     config = T5Config(vocab_size=len(tokenizer), d_model=16, d_ff=32, num_layers=1, num_heads=2, d_kv=8,
                       decoder_start_token_id=0, pad_token_id=0, eos_token_id=1)
     torch.manual_seed(0)
@@ -146,6 +147,6 @@ def write_sentence_transformer(folder: Path) -> Path:
         T5EncoderModel(config).save_pretrained(encoder_dir)
         tokenizer.save_pretrained(encoder_dir)
         modules = [Transformer(encoder_dir, max_seq_length=64), Pooling(16, "mean"),
-                   Dense(16, 12, bias=False, activation_function=torch.nn.Identity()), Normalize()]
+                   Dense(16, dim, bias=False, activation_function=torch.nn.Identity()), Normalize()]
         SentenceTransformer(modules=modules, device="cpu").save(str(folder))
     return folder
