@@ -308,8 +308,11 @@ def preset_from_args(args):
     overrides = {f"{stage}_{name}": getattr(args, f"{stage}_{name}")
                  for stage in STAGES for name in ("epochs", "learning_rate", "batch_size")}
     fields = {"seed": args.seed} | ({"tie_output": False} if args.untied_output else {})
+    # `--validation-fraction`: SFT's own option under `train sft`; under `ddro run` the DDRO option,
+    # so that both phases hold out the same queries.
     fields |= {name: getattr(args, name) for name in ("replay", "query_repeats", "pseudo_queries_per_doc",
-                                                      "passages_per_doc", "precision") if getattr(args, name) is not None}
+                                                      "passages_per_doc", "precision", "validation_fraction")
+               if getattr(args, name, None) is not None}
     return get_preset(args.preset, args.model, overrides, **fields)
 
 
@@ -381,6 +384,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--docids", required=True, metavar="DIR", help="a docid table written by `ddro docids`")
     p.add_argument("--out", required=True, metavar="DIR", help="the model folder to write")
     _add_model_options(p)
+    p.add_argument("--validation-fraction", type=float, default=None,
+                   help="training queries held out of the query stage for DDRO's model selection (default: "
+                        "the preset's, 0.2; on MS MARCO's 367k training queries a few percent is plenty)")
     p.set_defaults(func=cmd_train_sft)
 
     p = train.add_parser("ddro", help="the DDRO pairwise phase on an SFT model")
