@@ -15,11 +15,10 @@ evaluator. Judgment doc ids go through `released.released_doc_id` (brackets off,
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from ddro.collections.base import Query
-from ddro.collections.textio import read_lines
+from ddro.collections.textio import read_json_lines, read_lines, read_trec_qrels
 from ddro.errors import DdroError, at
 from ddro.released import released_doc_id, resolve_file
 
@@ -33,13 +32,7 @@ def _is_test_set(path: Path) -> bool:
 
 def _test_set_records(path: Path):
     """`(line number, query token ids, relevant doc id)` of each line of a released test set."""
-    for line_no, line in read_lines(path):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DdroError(f"{at(path, line_no)}: not a JSON line of a released test set ({exc.msg})") from None
+    for line_no, record in read_json_lines(path, "not a JSON line of a released test set"):
         ids = record.get("input_ids") if isinstance(record, dict) else None
         doc = record.get("query_id") if isinstance(record, dict) else None
         if not isinstance(ids, list) or not ids or not all(isinstance(t, int) and t >= 0 for t in ids):
@@ -85,18 +78,9 @@ def read_qrels(spec: str) -> dict[str, dict[str, int]]:
         for line_no, _, doc in _test_set_records(path):
             qrels[str(line_no)] = {doc: 1}
         return qrels
-    for line_no, line in read_lines(path):
-        fields = line.split()
-        if not fields:
-            continue
-        if len(fields) != 4:
-            raise DdroError(f"{at(path, line_no)}: expected TREC qrels 'qid iter docid rel', got {line[:60]!r}")
-        try:
-            relevance = int(fields[3])
-        except ValueError:
-            raise DdroError(f"{at(path, line_no)}: relevance {fields[3]!r} is not an integer") from None
-        docs = qrels.setdefault(fields[0], {})
-        doc = released_doc_id(fields[2])
+    for _, query_id, doc_id, relevance in read_trec_qrels(path):
+        docs = qrels.setdefault(query_id, {})
+        doc = released_doc_id(doc_id)
         docs[doc] = max(relevance, docs.get(doc, relevance))
     if not qrels:
         raise DdroError(f"{path}: no judgments")

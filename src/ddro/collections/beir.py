@@ -8,12 +8,11 @@ reported), and each part's judgments are its own file's (a query judged in `dev.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from ddro.collections.base import Document, Qrel, Query
 from ddro.collections.builder import CollectionBuilder
-from ddro.collections.textio import read_lines
+from ddro.collections.textio import read_json_lines, read_lines
 from ddro.errors import DdroError, at
 
 
@@ -22,13 +21,7 @@ def is_beir(folder: Path) -> bool:
 
 
 def _jsonl(path: Path):
-    for line_no, line in read_lines(path):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DdroError(f"{at(path, line_no)}: malformed JSON ({exc.msg})") from None
+    for line_no, record in read_json_lines(path):
         if not isinstance(record, dict) or "_id" not in record:
             raise DdroError(f"{at(path, line_no)}: record has no '_id' field")
         yield line_no, record

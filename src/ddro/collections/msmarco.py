@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ddro.collections.base import Document, Qrel, Query
 from ddro.collections.builder import CollectionBuilder
-from ddro.collections.textio import read_lines
+from ddro.collections.textio import read_lines, read_trec_qrels
 from ddro.errors import DdroError, at
 
 _DOC_FILES = ("msmarco-docs.tsv", "docs.tsv", "collection.tsv")
@@ -81,17 +81,8 @@ def read_msmarco(folder: Path, builder: CollectionBuilder):
             if _part(path):
                 parts[_part(path)].add(fields[0].strip())
     for path in qrel_files:
-        for line_no, line in read_lines(path):
-            fields = line.split()
-            if not fields:
-                continue
-            if len(fields) != 4:
-                raise DdroError(f"{at(path, line_no)}: expected TREC qrels 'qid iter docid rel', got {line[:60]!r}")
-            try:
-                relevance = int(fields[3])
-            except ValueError:
-                raise DdroError(f"{at(path, line_no)}: relevance {fields[3]!r} is not an integer") from None
-            builder.add_qrel(Qrel(fields[0], fields[2], relevance), at(path, line_no), _part(path))
+        for line_no, query_id, doc_id, relevance in read_trec_qrels(path):
+            builder.add_qrel(Qrel(query_id, doc_id, relevance), at(path, line_no), _part(path))
     if parts["train"] and parts["test"]:
         names = ", ".join(p.name for p in query_files)
         return parts["train"], parts["test"], f"given({names})"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Iterator
 
@@ -29,6 +30,34 @@ def read_lines(path: Path) -> Iterator[tuple[int, str]]:
         raise DdroError(f"{path}: permission denied") from None
     except OSError as exc:
         raise DdroError(f"{at(path)}: cannot read ({exc.strerror})") from None
+
+
+def read_json_lines(path: Path, what: str = "malformed JSON") -> Iterator[tuple[int, object]]:
+    """Yield `(line_number, record)` of each non-blank JSON line; a line that is not JSON is one
+    error `FILE:LINE: <what> (<reason>)`."""
+    for line_no, line in read_lines(path):
+        if not line.strip():
+            continue
+        try:
+            yield line_no, json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DdroError(f"{at(path, line_no)}: {what} ({exc.msg})") from None
+
+
+def read_trec_qrels(path: Path) -> Iterator[tuple[int, str, str, int]]:
+    """Yield `(line_number, query_id, doc_id, relevance)` of TREC qrels (`qid iteration docid
+    relevance`), skipping blank lines; a malformed line is one error naming the file and line."""
+    for line_no, line in read_lines(path):
+        fields = line.split()
+        if not fields:
+            continue
+        if len(fields) != 4:
+            raise DdroError(f"{at(path, line_no)}: expected TREC qrels 'qid iter docid rel', got {line[:60]!r}")
+        try:
+            relevance = int(fields[3])
+        except ValueError:
+            raise DdroError(f"{at(path, line_no)}: relevance {fields[3]!r} is not an integer") from None
+        yield line_no, fields[0], fields[2], relevance
 
 
 def squash(lines: list[str]) -> str:
