@@ -1,7 +1,6 @@
 """The paper's path on a pretrained T5 checkpoint: which parameters DDRO trains, docid tokens that
 leave the tokenizer alone, and one explicit precision for training, reference and search."""
 
-import copy
 import json
 from dataclasses import replace
 
