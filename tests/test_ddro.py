@@ -170,9 +170,13 @@ def test_a_loaded_reference_trains_like_the_precomputed_one(tiny, tmp_path):
         summary = train_ddro(model, collection, config, tmp_path / str(precompute))
         results.append((summary, {k: v.cpu() for k, v in model.model.state_dict().items()}))
     (pre, pre_state), (loaded, loaded_state) = results
-    assert pre["steps"] == loaded["steps"] > 2 and pre["selected_step"] == loaded["selected_step"] > 0
-    np.testing.assert_allclose([v for _, v in pre["validation_history"]], [v for _, v in loaded["validation_history"]],
-                               atol=1e-4)
+    assert pre["steps"] == loaded["steps"] > 2 and pre["selected_step"] == loaded["selected_step"]
+    curve = [v for _, v in pre["validation_history"]]
+    # The curve must move, so that equal curves mean equal training. Whether a later step beats step 0
+    # (so that the selected weights are trained ones) depends on the random initialisation, which
+    # differs between transformers releases: with the floor (5.2) none does here.
+    assert max(curve) - min(curve) > 1e-2
+    np.testing.assert_allclose(curve, [v for _, v in loaded["validation_history"]], atol=1e-4)
     for name, value in pre_state.items():
         torch.testing.assert_close(value, loaded_state[name], atol=1e-4, rtol=1e-3)
 
