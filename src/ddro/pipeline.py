@@ -51,7 +51,8 @@ def versions() -> dict:
     import importlib.metadata as md
 
     out = {"python": platform.python_version()}
-    for package in ("ddro", "torch", "transformers", "ir_measures", "bm25s", "numpy"):
+    for package in ("ddro", "torch", "transformers", "sentence-transformers", "ir_measures", "bm25s", "PyStemmer",
+                    "numpy"):
         try:
             out[package] = md.version(package)
         except md.PackageNotFoundError:
