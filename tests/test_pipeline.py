@@ -28,7 +28,8 @@ def check_run_folder(out, test_queries):
                  "model/ddro_model.json", "model-ddro/ddro_model.json"):
         assert (out / name).is_file(), name
     config = json.loads((out / "config.json").read_text())
-    assert config["versions"]["torch"] and config["run"]["seed"] == 0 and config["preset"]["name"] == "tiny"
+    assert all(config["versions"][package] for package in ("torch", "PyStemmer", "sentence-transformers"))
+    assert config["run"]["seed"] == 0 and config["preset"]["name"] == "tiny"
     assert (out / "report.png").read_bytes()[:4] == b"\x89PNG"
     return metrics
 
