@@ -149,6 +149,12 @@ def tokenize_docids(strings: list[str], tokenizer, max_tokens: int, policy: str)
     raw_groups = sorted(groups.values(), key=lambda g: g[0])
     strings = list(strings)
     if policy == "suffix" and raw_groups:
+        # A tokenizer that writes every number alike (digits as its unknown token) would make the
+        # search below try ever longer numbers, about 10**k of them for the k-th duplicate.
+        if len({tokens_of(f" {rank}") for rank in range(2, 12)}) < 10:
+            name = getattr(tokenizer, "name_or_path", "") or type(tokenizer).__name__
+            raise DdroError(f"tokenizer {name!r} cannot tell the numbers 2-11 apart, so --collisions suffix cannot "
+                            "number duplicate docids; use --collisions share or a tokenizer that writes digits")
         used = set(sequences)
         for group in raw_groups:
             rank = 2
