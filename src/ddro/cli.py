@@ -203,11 +203,10 @@ def _queries_from_args(args):
 def cmd_search(args) -> int:
     from ddro.querysets import is_tokenized
     from ddro.retrieval import GenerativeRetriever
+    from ddro.devices import torch_device
     from ddro.runs import split_record_path, write_trec_run
 
-    import torch
-
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch_device(args.device)
     queries, described, split = _queries_from_args(args)
     if args.docids:
         from ddro.released import load_released

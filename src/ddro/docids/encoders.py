@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ddro.devices import torch_device
 from ddro.errors import DdroError
 
 
@@ -33,12 +34,6 @@ def default_cache_dir() -> Path:
 def resolve_cache_dir(cache_dir: str | None) -> Path:
     """`--cache-dir` when given, else `$DDRO_CACHE` or `~/.cache/ddro`."""
     return Path(cache_dir) if cache_dir else default_cache_dir()
-
-
-def torch_device(device: str | None) -> str:
-    import torch
-
-    return device or ("cuda" if torch.cuda.is_available() else "cpu")
 
 
 class HFMeanPoolEncoder:

@@ -193,6 +193,7 @@ def generated_pseudo_queries(model_name: str, texts: list[str], n: int, seed: in
     from tqdm.auto import tqdm
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
+    from ddro.devices import torch_device
     from ddro.errors import DdroError
 
     key = hashlib.sha256(f"{model_name}|{n}|{seed}".encode())
@@ -206,7 +207,7 @@ def generated_pseudo_queries(model_name: str, texts: list[str], n: int, seed: in
         model = AutoModelForSeq2SeqLM.from_pretrained(model_name).eval()
     except (OSError, ValueError) as exc:
         raise DdroError(f"--qg-model {model_name!r} cannot be loaded ({str(exc).splitlines()[0][:160]})") from None
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(torch_device())
     model.to(device)
     batch_size = batch_size or (64 if device.type == "cuda" else 16)
     torch.manual_seed(seed)
