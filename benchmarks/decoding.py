@@ -82,7 +82,7 @@ def main() -> None:
 
     device = torch.device(args.device)
     preset = MODELS[args.model]()
-    table = random_pq_table(args.docids, preset.docids["pq_m"], preset.docids["pq_k"], args.seed)
+    table = random_pq_table(args.docids, preset.docid_plan.docids["pq_m"], preset.docid_plan.docids["pq_k"], args.seed)
     texts = random_queries(max(args.queries, 2000), args.seed)
     docid_model = build_docid_model(preset, table, texts, seed=args.seed)
     model = docid_model.model.to(device, dtype=torch.bfloat16 if args.dtype == "bf16" else torch.float32).eval()

@@ -74,7 +74,7 @@ def tiny(tmp_path_factory):
 
     collection = load_collection(write_beir(tmp_path_factory.mktemp("c") / "tiny", n_docs=30), test_fraction=0.3)
     preset = get_preset("tiny")
-    table = build_docids(collection, DocidConfig(**preset.docids))
+    table = build_docids(collection, DocidConfig(**preset.docid_plan.docids))
     model = build_docid_model(preset, table, [d.text for d in collection.docs], seed=0)
     return collection, model
 

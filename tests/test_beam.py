@@ -150,7 +150,7 @@ def test_minilm_warm_model_matches_generate_on_pq_docids(tmp_path):
 def test_generative_retriever_gives_the_cpu_run_on_a_gpu(tmp_path):
     collection = load_collection(write_beir(tmp_path / "c", n_docs=30), test_fraction=1.0)
     preset = get_preset("tiny")
-    table = build_docids(collection, DocidConfig(**preset.docids))
+    table = build_docids(collection, DocidConfig(**preset.docid_plan.docids))
     model = build_docid_model(preset, table, [d.text for d in collection.docs], seed=1)
     model.model.eval()
     queries = collection.queries[:4]

@@ -80,7 +80,7 @@ def test_cpu_docids_follow_the_collection_size_and_scheme_keeps_the_presets_shap
     cpu = get_preset("cpu")
     common = {"seed": 0, "collisions": "suffix", "encoder": "minilm"}
     pq, rq = common | {"scheme": "pq", "pq_m": 4, "pq_k": 256}, common | {"scheme": "rq", "rq_levels": 4, "rq_k": 256}
-    limit = cpu.large_collection
+    limit = cpu.docid_plan.large_collection
     assert run_docid_config(cpu, None, 0, limit).recorded() == pq
     assert run_docid_config(cpu, None, 0, limit + 1).recorded() == rq
     assert run_docid_config(cpu, "rq", 0, 10).recorded() == rq

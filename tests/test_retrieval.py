@@ -3,7 +3,6 @@
 import json
 import subprocess
 import sys
-from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -22,7 +21,7 @@ from conftest import write_beir
 def small(tmp_path_factory):
     collection = load_collection(write_beir(tmp_path_factory.mktemp("c") / "tiny", n_docs=40), test_fraction=1.0)
     preset = get_preset("tiny")
-    table = build_docids(collection, DocidConfig(**preset.docids))
+    table = build_docids(collection, DocidConfig(**preset.docid_plan.docids))
     model = build_docid_model(preset, table, [f"{d.title} {d.text}" for d in collection.docs], seed=3)
     model.model.eval()
     return collection, model
@@ -138,12 +137,12 @@ def test_pretrained_checkpoint_from_a_local_folder(small, tmp_path):
     tiny.model.save_pretrained(tmp_path / "ckpt")
     tiny.tokenizer.save_pretrained(tmp_path / "ckpt")
     table = build_docids(collection, DocidConfig(scheme="atomic"))
-    model = build_docid_model(replace(get_preset("tiny"), architecture="pretrained", model=str(tmp_path / "ckpt")), table, None)
+    model = build_docid_model(get_preset("tiny", model=str(tmp_path / "ckpt")), table, None)
     base = tiny.model.get_input_embeddings().num_embeddings
     assert model.decoder_vocab_size == base + len(table.vocab) and len(model.tokenizer) == len(tiny.tokenizer)
     assert int(model.docid_token_ids[7]) == base + 7
     with pytest.raises(DdroError, match="cannot be loaded"):
-        build_docid_model(replace(get_preset("tiny"), architecture="pretrained", model=str(tmp_path / "nope")), table, None)
+        build_docid_model(get_preset("tiny", model=str(tmp_path / "nope")), table, None)
 
 
 def test_variable_length_title_docids_match_exhaustive_scoring(small):

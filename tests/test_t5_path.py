@@ -35,8 +35,8 @@ def paper(tmp_path_factory):
 
 def pq_model(paper, **preset_fields):
     collection, _, preset = paper
-    preset = replace(preset, **preset_fields)
-    return build_docid_model(preset, build_docids(collection, DocidConfig(**preset.docids)), None)
+    preset = preset.with_fields(**preset_fields)
+    return build_docid_model(preset, build_docids(collection, DocidConfig(**preset.docid_plan.docids)), None)
 
 
 # --- item 2: DDRO's parameter groups --------------------------------------------------------
@@ -104,7 +104,7 @@ def test_text_docids_leave_query_tokenization_alone(paper):
 def test_text_schemes_under_a_pretrained_model_use_its_tokenizer(paper):
     collection, checkpoint, preset = paper
     assert run_docid_config(preset, "title", 0, 40).tokenizer == str(checkpoint)
-    assert run_docid_config(replace(preset, docids=preset.docids | {"tokenizer": "minilm"}), "url", 0, 40).tokenizer == "minilm"
+    assert run_docid_config(preset.with_fields(docids=preset.docid_plan.docids | {"tokenizer": "minilm"}), "url", 0, 40).tokenizer == "minilm"
     assert run_docid_config(get_preset("cpu"), "title", 0, 40).tokenizer == "minilm"
     table = build_docids(collection, run_docid_config(preset, "title", 0, 40))
     model = build_docid_model(preset, table, None)

@@ -20,7 +20,7 @@ from conftest import on_model_device, write_beir, write_query_generator
 def setup(tmp_path_factory):
     collection = load_collection(write_beir(tmp_path_factory.mktemp("c") / "tiny", n_docs=20))
     preset = get_preset("tiny")
-    table = build_docids(collection, DocidConfig(**preset.docids))
+    table = build_docids(collection, DocidConfig(**preset.docid_plan.docids))
     return collection, preset, table
 
 

@@ -91,19 +91,10 @@ def run_docid_config(preset: Preset, scheme: str | None, seed: int, documents: i
     """The preset's docid options for a collection of `documents` documents; `scheme` (`--scheme`)
     picks another scheme, with the preset's options of that scheme where it has them (so
     `--scheme rq` under `cpu` gives its RQ 4 x 256 at any size, not `DocidConfig`'s defaults).
-    A text scheme under a pretrained checkpoint is written in that model's own tokenizer unless
-    the preset names one (the paper's TU docids are T5 subwords).
     """
     from ddro.docids import DocidConfig
-    from ddro.docids.schemes import TEXTUAL
 
-    if scheme:
-        options = preset.docids | (preset.large_docids or {}) | {"scheme": scheme}
-    else:
-        options = preset.docids_for(documents)
-    if preset.architecture == "pretrained" and options["scheme"] in TEXTUAL:
-        options.setdefault("tokenizer", preset.model)
-    return DocidConfig(**options, seed=seed)
+    return DocidConfig(**preset.docid_options(documents, scheme), seed=seed)
 
 
 def _dense_run(docid_config, collection, queries, k: int):

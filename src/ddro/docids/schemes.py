@@ -1,17 +1,61 @@
-"""The docid schemes by name, and `build_docids`, which turns a collection into a `DocidTable`."""
+"""The docid schemes, registered by name, and `build_docids`, which turns a collection into a `DocidTable`.
+
+A scheme is one registration (`register_scheme`): its name, its kind, the `DocidConfig` options it
+reads, and the function that makes its docids. The kind decides how those become a table:
+
+- `computed`: codes from the documents' embeddings (`make(embeddings, config) -> (codes, vocab)`),
+  new tokens, collisions resolved with `<dup_k>` tokens;
+- `textual`: one string per document (`make(docs, config) -> strings`), cut by a tokenizer into its
+  own tokens and ended with its EOS;
+- `atomic`: one new token per document (`make(docs, config) -> (codes, vocab)`), unique by construction.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 
 import numpy as np
 
 from ddro.docids.table import DocidTable, resolve_with_dup_tokens
 from ddro.errors import DdroError
 
-COMPUTED = ("pq", "rq", "hkmeans")
-TEXTUAL = ("title", "url", "terms", "naive")
-SCHEMES = COMPUTED + TEXTUAL + ("atomic",)
+
+class SchemeKind(StrEnum):
+    COMPUTED = "computed"
+    TEXTUAL = "textual"
+    ATOMIC = "atomic"
+
+
+@dataclass(frozen=True)
+class DocidScheme:
+    name: str
+    kind: SchemeKind
+    # The `DocidConfig` fields this scheme reads (besides scheme, seed and collisions), recorded in `table.json`.
+    options: tuple[str, ...]
+    # Makes the docids, called as the kind says (module docstring).
+    make: Callable
+
+
+DOCID_SCHEMES: dict[str, DocidScheme] = {}
+
+
+def register_scheme(scheme: DocidScheme) -> DocidScheme:
+    if scheme.name in DOCID_SCHEMES:
+        raise ValueError(f"docid scheme {scheme.name!r} is registered already")
+    DOCID_SCHEMES[scheme.name] = scheme
+    return scheme
+
+
+def get_scheme(name: str) -> DocidScheme:
+    if name not in DOCID_SCHEMES:
+        raise DdroError(f"--scheme {name!r}: unknown docid scheme (choose from {', '.join(DOCID_SCHEMES)})")
+    return DOCID_SCHEMES[name]
+
+
+def schemes_of(kind: SchemeKind) -> tuple[str, ...]:
+    return tuple(name for name, scheme in DOCID_SCHEMES.items() if scheme.kind == kind)
 
 
 @dataclass
@@ -39,59 +83,106 @@ class DocidConfig:
     def recorded(self) -> dict:
         """The options that shaped this scheme's docids."""
         common = {"scheme": self.scheme, "seed": self.seed, "collisions": self.collisions}
-        own = {
-            "pq": ("encoder", "pq_m", "pq_k"), "rq": ("encoder", "rq_levels", "rq_k"),
-            "hkmeans": ("encoder", "hk_k", "hk_leaf"), "title": ("tokenizer", "max_tokens"),
-            "url": ("tokenizer", "max_tokens", "url_rule"), "terms": ("tokenizer", "max_tokens", "terms"),
-            "naive": ("tokenizer", "max_tokens"), "atomic": (),
-        }[self.scheme]
         values = asdict(self)
-        return common | {name: values[name] for name in own}
+        return common | {name: values[name] for name in get_scheme(self.scheme).options}
 
 
 def build_docids(collection, config: DocidConfig) -> DocidTable:
-    if config.scheme not in SCHEMES:
-        raise DdroError(f"--scheme {config.scheme!r}: unknown docid scheme (choose from {', '.join(SCHEMES)})")
-    doc_ids = [d.doc_id for d in collection.docs]
+    scheme = get_scheme(config.scheme)
+    return _TABLE_BUILDERS[scheme.kind](scheme, collection, config)
+
+
+def _textual_table(scheme: DocidScheme, collection, config: DocidConfig) -> DocidTable:
+    from ddro.docids import text
+
     options = config.recorded()
-    if config.scheme in TEXTUAL:
-        from ddro.docids import text
-
-        tokenizer = text.load_tokenizer(config.tokenizer)
-        if config.scheme == "title":
-            strings = [text.title_string(d) for d in collection.docs]
-        elif config.scheme == "url":
-            strings = [text.url_string(d, config.url_rule) for d in collection.docs]
-        elif config.scheme == "terms":
-            strings = text.terms_strings(collection.docs, config.terms)
-        else:
-            strings = [str(i) for i in range(len(doc_ids))]
-        codes, vocab, strings, groups = text.tokenize_docids(strings, tokenizer, config.max_tokens, config.collisions)
-        options["eos_token"] = text.eos_token(tokenizer)
-        return DocidTable(config.scheme, doc_ids, codes, vocab, False, options, strings, groups, config.collisions)
-    if config.scheme == "atomic":
-        codes = np.arange(len(doc_ids), dtype=np.int32)[:, None]
-        vocab = [f"<doc_{i}>" for i in range(len(doc_ids))]
-        return DocidTable("atomic", doc_ids, codes, vocab, True, options, None, [], config.collisions)
-    codes, vocab = _computed_codes(collection, config)
-    codes, vocab, groups = resolve_with_dup_tokens(codes, vocab, config.collisions)
-    return DocidTable(config.scheme, doc_ids, codes, vocab, True, options, None, groups, config.collisions)
+    tokenizer = text.load_tokenizer(config.tokenizer)
+    strings = scheme.make(collection.docs, config)
+    codes, vocab, strings, groups = text.tokenize_docids(strings, tokenizer, config.max_tokens, config.collisions)
+    options["eos_token"] = text.eos_token(tokenizer)
+    doc_ids = [d.doc_id for d in collection.docs]
+    return DocidTable(scheme.name, doc_ids, codes, vocab, False, options, strings, groups, config.collisions)
 
 
-def _computed_codes(collection, config: DocidConfig):
+def _computed_table(scheme: DocidScheme, collection, config: DocidConfig) -> DocidTable:
     from ddro.docids import encoders
 
+    options = config.recorded()
     encoder = encoders.get_encoder(config.encoder, config.seed)
     embeddings = encoders.embed_documents(encoders.document_texts(collection), encoder,
                                           encoders.resolve_cache_dir(config.cache_dir))
-    if config.scheme == "pq":
-        from ddro.docids.pq import pq_codes
+    codes, vocab = scheme.make(embeddings, config)
+    codes, vocab, groups = resolve_with_dup_tokens(codes, vocab, config.collisions)
+    doc_ids = [d.doc_id for d in collection.docs]
+    return DocidTable(scheme.name, doc_ids, codes, vocab, True, options, None, groups, config.collisions)
 
-        return pq_codes(embeddings, config.pq_m, config.pq_k, config.seed)
-    if config.scheme == "rq":
-        from ddro.docids.rq import rq_codes
 
-        return rq_codes(embeddings, config.rq_levels, config.rq_k, config.seed)
+def _atomic_table(scheme: DocidScheme, collection, config: DocidConfig) -> DocidTable:
+    codes, vocab = scheme.make(collection.docs, config)
+    doc_ids = [d.doc_id for d in collection.docs]
+    return DocidTable(scheme.name, doc_ids, codes, vocab, True, config.recorded(), None, [], config.collisions)
+
+
+_TABLE_BUILDERS = {SchemeKind.COMPUTED: _computed_table, SchemeKind.TEXTUAL: _textual_table,
+                   SchemeKind.ATOMIC: _atomic_table}
+
+
+# --- the built-in schemes (their modules load when a table is built, keeping `import ddro` light) ---
+
+def _pq(embeddings, config: DocidConfig):
+    from ddro.docids.pq import pq_codes
+
+    return pq_codes(embeddings, config.pq_m, config.pq_k, config.seed)
+
+
+def _rq(embeddings, config: DocidConfig):
+    from ddro.docids.rq import rq_codes
+
+    return rq_codes(embeddings, config.rq_levels, config.rq_k, config.seed)
+
+
+def _hkmeans(embeddings, config: DocidConfig):
     from ddro.docids.hkmeans import hkmeans_codes
 
     return hkmeans_codes(embeddings, config.hk_k, config.hk_leaf, config.seed)
+
+
+def _titles(docs, config: DocidConfig) -> list[str]:
+    from ddro.docids.text import title_string
+
+    return [title_string(d) for d in docs]
+
+
+def _urls(docs, config: DocidConfig) -> list[str]:
+    from ddro.docids.text import url_string
+
+    return [url_string(d, config.url_rule) for d in docs]
+
+
+def _terms(docs, config: DocidConfig) -> list[str]:
+    from ddro.docids.text import terms_strings
+
+    return terms_strings(docs, config.terms)
+
+
+def _positions(docs, config: DocidConfig) -> list[str]:
+    return [str(i) for i in range(len(docs))]
+
+
+def _one_token_each(docs, config: DocidConfig):
+    return np.arange(len(docs), dtype=np.int32)[:, None], [f"<doc_{i}>" for i in range(len(docs))]
+
+
+register_scheme(DocidScheme("pq", SchemeKind.COMPUTED, ("encoder", "pq_m", "pq_k"), _pq))
+register_scheme(DocidScheme("rq", SchemeKind.COMPUTED, ("encoder", "rq_levels", "rq_k"), _rq))
+register_scheme(DocidScheme("hkmeans", SchemeKind.COMPUTED, ("encoder", "hk_k", "hk_leaf"), _hkmeans))
+register_scheme(DocidScheme("title", SchemeKind.TEXTUAL, ("tokenizer", "max_tokens"), _titles))
+register_scheme(DocidScheme("url", SchemeKind.TEXTUAL, ("tokenizer", "max_tokens", "url_rule"), _urls))
+register_scheme(DocidScheme("terms", SchemeKind.TEXTUAL, ("tokenizer", "max_tokens", "terms"), _terms))
+register_scheme(DocidScheme("naive", SchemeKind.TEXTUAL, ("tokenizer", "max_tokens"), _positions))
+register_scheme(DocidScheme("atomic", SchemeKind.ATOMIC, (), _one_token_each))
+
+# The built-in schemes by kind (one registered later is in `DOCID_SCHEMES` only).
+SCHEMES = tuple(DOCID_SCHEMES)
+COMPUTED = schemes_of(SchemeKind.COMPUTED)
+TEXTUAL = schemes_of(SchemeKind.TEXTUAL)

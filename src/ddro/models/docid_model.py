@@ -1,19 +1,9 @@
 """`DocidModel`: a seq2seq model whose decoder writes docids, with its input tokenizer.
 
-Every architecture keeps the same contract: `docid_token_ids[i]` is the decoder token id of the
-table's vocabulary entry i, each docid is its tokens followed by the decoder's EOS, and the model
-directory holds everything a fresh process needs (weights as safetensors, tokenizer, docid table).
-
-- `minilm-warm`: all-MiniLM-L6-v2 (offline) as encoder, a small BERT-style decoder with
-  cross-attention over a vocabulary of only the docid tokens (plus pad, EOS, start). Only the top
-  `trainable_encoder_layers` of the encoder train, at `encoder_lr_scale` times the learning rate.
-- `t5-scratch`: T5 from random weights with a BPE tokenizer trained on the collection; the
-  docid tokens are appended to the vocabulary (shared embeddings, as the paper extends T5's).
-- `pretrained`: any Hugging Face seq2seq checkpoint (`t5-base`, a local path). Text docid tokens
-  the model's tokenizer has keep its ids (the paper's TU docids are T5 subwords); the others, and
-  every token of a new-token scheme (PQ codes, `<dup_k>`, atomic), get embedding rows appended
-  after the model's (paper: +M*K rows). The tokenizer itself is never extended: an added token
-  would change how queries and documents are cut into subwords.
+Whatever its architecture (`ddro.models.architectures`), `docid_token_ids[i]` is the decoder token
+id of the table's vocabulary entry i, each docid is its tokens followed by the decoder's EOS, and
+the model directory holds everything a fresh process needs (weights as safetensors, tokenizer,
+docid table).
 """
 
 from __future__ import annotations
@@ -28,6 +18,7 @@ import torch
 
 from ddro.docids.table import PAD, DocidTable
 from ddro.errors import DdroError
+from ddro.models.architectures import get_architecture
 from ddro.precision import DEFAULT_PRECISION, check_precision
 
 MODEL_FILE = "ddro_model.json"
@@ -85,8 +76,11 @@ class DocidModel:
 
     @property
     def decoder_vocab_size(self) -> int:
-        return int(self.model.config.decoder.vocab_size if self.architecture == "minilm-warm"
-                   else self.model.config.vocab_size)
+        return get_architecture(self.architecture).decoder_vocab_size(self.model)
+
+    def encoder_lr_scale(self, preset) -> float:
+        """The factor on the encoder's learning rate when `preset` trains this model."""
+        return get_architecture(self.architecture).encoder_lr_scale(preset.network)
 
     # --- files --------------------------------------------------------------------------------
     def save(self, folder: str | Path) -> None:
@@ -110,13 +104,13 @@ class DocidModel:
     def load(cls, folder: str | Path, device: str | torch.device = "cpu", dtype: str = "fp32") -> "DocidModel":
         """A saved model on `device`, its weights cast to `dtype` (`fp32`, `bf16` or `fp16`: for search;
         training keeps fp32 weights)."""
-        from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, EncoderDecoderModel
+        from transformers import AutoTokenizer
 
         folder = Path(folder)
         if not (folder / MODEL_FILE).is_file():
             raise DdroError(f"{folder}: not a ddro model folder (no {MODEL_FILE}; train one with `ddro train sft`)")
         meta = json.loads((folder / MODEL_FILE).read_text())
-        loader = EncoderDecoderModel if meta["architecture"] == "minilm-warm" else AutoModelForSeq2SeqLM
+        loader = get_architecture(meta["architecture"]).model_class()
         if dtype not in DTYPES:
             raise DdroError(f"dtype {dtype!r}: choose from {', '.join(DTYPES)}")
         model = loader.from_pretrained(folder / "model").to(device, dtype=DTYPES[dtype]).eval()
@@ -132,98 +126,9 @@ class DocidModel:
 
 def build_docid_model(preset, table: DocidTable, corpus_texts, seed: int = 0) -> DocidModel:
     """A new model for `table`'s docids, following `preset.architecture`, at `preset.precision`."""
+    architecture = get_architecture(preset.architecture)
     torch.manual_seed(seed)
-    if preset.architecture == "minilm-warm":
-        docid_model = _minilm_warm(preset, table)
-    elif preset.architecture == "t5-scratch":
-        docid_model = _t5_scratch(preset, table, corpus_texts)
-    elif preset.architecture == "pretrained":
-        docid_model = _pretrained(preset, table)
-    else:
-        raise DdroError(f"unknown architecture {preset.architecture!r}")
-    docid_model.precision = check_precision(preset.precision)
-    return docid_model
-
-
-def _table_eos(table: DocidTable) -> str | None:
-    return table.options.get("eos_token") if not table.new_tokens else None
-
-
-def _minilm_warm(preset, table: DocidTable) -> DocidModel:
-    from transformers import AutoModel, AutoTokenizer, BertConfig, BertLMHeadModel, EncoderDecoderModel
-
-    from ddro.docids.encoders import minilm_path
-
-    encoder = AutoModel.from_pretrained(minilm_path())
-    tokenizer = AutoTokenizer.from_pretrained(minilm_path())
-    # Decoder vocabulary: 0 pad, 1 EOS, 2 start, then the table's tokens (its EOS maps to 1).
-    eos = _table_eos(table)
-    docid_ids = np.array([1 if tok == eos else 3 + i for i, tok in enumerate(table.vocab)], dtype=np.int64)
-    hidden = encoder.config.hidden_size
-    decoder = BertLMHeadModel(BertConfig(
-        vocab_size=3 + len(table.vocab), hidden_size=hidden, num_hidden_layers=preset.decoder_layers,
-        num_attention_heads=max(1, hidden // 64), intermediate_size=4 * hidden, is_decoder=True,
-        add_cross_attention=True, pad_token_id=0, bos_token_id=2, eos_token_id=1,
-        max_position_embeddings=int(table.lengths.max()) + 8, tie_word_embeddings=preset.tie_output,
-    ))
-    model = EncoderDecoderModel(encoder=encoder, decoder=decoder)
-    model.config.decoder_start_token_id, model.config.pad_token_id, model.config.eos_token_id = 2, 0, 1
-    model.generation_config.decoder_start_token_id = 2
-    model.generation_config.pad_token_id, model.generation_config.eos_token_id = 0, 1
-    layers = encoder.encoder.layer
-    frozen = len(layers) - preset.trainable_encoder_layers
-    for module in [encoder.embeddings, *layers[: max(frozen, 0)]]:
-        module.requires_grad_(False)
-    return DocidModel(model, tokenizer, table, docid_ids, "minilm-warm", 1, 2, preset.max_input_tokens)
-
-
-def _t5_scratch(preset, table: DocidTable, corpus_texts) -> DocidModel:
-    from transformers import T5Config, T5ForConditionalGeneration
-
-    from ddro.models.tokenizer import train_subword_tokenizer
-
-    if not preset.tie_output:
-        # transformers 5's T5Config sets tie_word_embeddings back to True (False only turns off the
-        # output scaling), so an untied T5 would silently be a tied one.
-        raise DdroError(f"--untied-output: the {preset.name} preset's T5 always ties its output head to the "
-                        "embeddings in transformers 5; the option applies to the cpu preset's decoder only")
-    tokenizer = train_subword_tokenizer(corpus_texts, preset.tokenizer_vocab)
-    base = len(tokenizer)
-    eos = _table_eos(table)
-    docid_ids = np.array([1 if tok == eos else base + i for i, tok in enumerate(table.vocab)], dtype=np.int64)
-    config = T5Config(
-        vocab_size=base + len(table.vocab), d_model=preset.d_model, d_ff=preset.d_ff, d_kv=preset.d_model // preset.heads,
-        num_layers=preset.encoder_layers, num_decoder_layers=preset.decoder_layers, num_heads=preset.heads,
-        decoder_start_token_id=0, pad_token_id=0, eos_token_id=1, tie_word_embeddings=preset.tie_output,
-    )
-    return DocidModel(T5ForConditionalGeneration(config), tokenizer, table, docid_ids, "t5-scratch", 1, 0,
-                      preset.max_input_tokens)
-
-
-def _pretrained(preset, table: DocidTable) -> DocidModel:
-    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
-
-    if not preset.tie_output:
-        # The checkpoint's output head is part of what it was pretrained with; ddro does not re-head it.
-        raise DdroError(f"--untied-output applies to the cpu preset's decoder, not to the pretrained checkpoint "
-                        f"{preset.model!r}, which keeps the output head (tied or not) it was trained with")
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(preset.model)
-        model = AutoModelForSeq2SeqLM.from_pretrained(preset.model)
-    except (OSError, ValueError) as exc:
-        raise DdroError(
-            f"--model {preset.model!r} cannot be loaded ({str(exc).splitlines()[0][:160]}); with no network, "
-            "give a local folder holding the checkpoint"
-        ) from None
-    eos = _table_eos(table)
-    own = {} if table.new_tokens else tokenizer.get_vocab()
-    base = model.get_input_embeddings().num_embeddings
-    appended = [tok for tok in table.vocab if tok != eos and tok not in own]
-    new_ids = {tok: base + i for i, tok in enumerate(appended)}
-    if appended:
-        model.resize_token_embeddings(base + len(appended))
-    docid_ids = np.array([tokenizer.eos_token_id if tok == eos else own[tok] if tok in own else new_ids[tok]
-                          for tok in table.vocab], dtype=np.int64)
-    start = model.config.decoder_start_token_id
-    return DocidModel(model, tokenizer, table, docid_ids, "pretrained", int(tokenizer.eos_token_id), int(start),
-                      preset.max_input_tokens)
+    built = architecture.build(preset, table, corpus_texts)
+    return DocidModel(built.model, built.tokenizer, table, built.docid_token_ids, architecture.name,
+                      built.eos_token_id, built.decoder_start_token_id, preset.network.max_input_tokens,
+                      precision=check_precision(preset.precision))

@@ -183,7 +183,7 @@ def train_sft(docid_model, stage_examples: dict, preset, out_dir: Path, resume: 
         trainer = DocidTrainer(
             model=docid_model.model, args=training_arguments(stage_dir, stage, preset.seed, **overrides),
             train_dataset=ExampleDataset(examples, docid_model), data_collator=DocidCollator(docid_model),
-            encoder_lr_scale=preset.encoder_lr_scale if docid_model.architecture == "minilm-warm" else 1.0,
+            encoder_lr_scale=docid_model.encoder_lr_scale(preset),
             precision=docid_model.precision,
         )
         checkpoint = resume and any(stage_dir.glob("checkpoint-*"))
