@@ -1,6 +1,7 @@
 """`--pseudo-queries-file`: pseudo-queries from a `doc_id<TAB>query` file for SFT stage 2 and DDRO."""
 
 import copy
+import logging
 import json
 
 import pytest
@@ -22,15 +23,16 @@ def write_pseudo_queries(path, collection):
     return path
 
 
-def test_file_queries_are_stage_2_examples_and_recorded(tiny, tmp_path, capsys):
+def test_file_queries_are_stage_2_examples_and_recorded(tiny, tmp_path, caplog):
     collection, model = tiny
     model = copy.copy(model)
     path = write_pseudo_queries(tmp_path / "pq.tsv", collection)
     preset = get_preset("tiny")  # 2 pseudo-queries per document
-    examples = stage_examples_for(collection, model, preset, pseudo_queries_file=path)["pseudo"]
+    with caplog.at_level(logging.INFO, logger="ddro"):
+        examples = stage_examples_for(collection, model, preset, pseudo_queries_file=path)["pseudo"]
     expected = [(f"{d.doc_id} query {k}", i) for i, d in enumerate(collection.docs) if i % 2 == 0 for k in range(2)]
     assert examples == expected  # the first N lines of each listed document; the others get none
-    assert "1 lines of documents not in the collection skipped" in capsys.readouterr().err
+    assert "1 lines of documents not in the collection skipped" in caplog.text
     assert model.pseudo_queries_file == str(path.resolve()) and model.pseudo_queries_sha256 == file_sha256(path)
     model.save(tmp_path / "m")
     loaded = DocidModel.load(tmp_path / "m")

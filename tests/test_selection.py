@@ -2,6 +2,7 @@
 in both directions."""
 
 import copy
+import logging
 from types import SimpleNamespace
 
 import numpy as np
@@ -79,7 +80,7 @@ def test_a_loss_keeps_the_lowest_and_stops_when_it_no_longer_falls():
     assert higher.best_step == 0  # read as a score, the same values keep the first weights
 
 
-def test_selection_on_the_held_out_pairs_loss_keeps_its_lowest(tiny, tmp_path, capsys):
+def test_selection_on_the_held_out_pairs_loss_keeps_its_lowest(tiny, tmp_path, caplog):
     collection, docid_model = tiny
     bare = bare_corpus(collection)
     model = copy.deepcopy(docid_model)
@@ -92,10 +93,11 @@ def test_selection_on_the_held_out_pairs_loss_keeps_its_lowest(tiny, tmp_path, c
     best_step, best = min(history, key=lambda h: (h[1], h[0]))
     assert (summary["selected_step"], summary["validation_score"]) == (best_step, best)
     assert best < np.log(2) - 1e-3
-    assert "selection reads held-out random spans" in capsys.readouterr().err  # a bare corpus says so
+    warned = [r for r in caplog.records if r.levelno == logging.WARNING and r.name == "ddro.training.ddro"]
+    assert len(warned) == 1 and "selection reads held-out random spans" in warned[0].message  # a bare corpus says so
 
 
-def test_without_validation_queries_the_last_weights_are_kept(tiny, tmp_path):
+def test_without_validation_queries_the_last_weights_are_kept(tiny, tmp_path, caplog):
     """`--validation-fraction 0` trains without selection; it used to keep the SFT weights silently."""
     collection, docid_model = tiny
     model = copy.deepcopy(docid_model)
@@ -104,6 +106,8 @@ def test_without_validation_queries_the_last_weights_are_kept(tiny, tmp_path):
     summary = train_ddro(model, collection, config, tmp_path / "ddro")
     assert summary["validation_queries"] == 0 and summary["validation_measure"] is None
     assert summary["selected_step"] == summary["steps"] > 0 and summary["validation_history"] == []
+    assert [r.message for r in caplog.records if r.levelno == logging.WARNING] == [
+        "train ddro: no validation queries, so no selection: the last weights are kept"]
     changed = [not torch.equal(a.cpu(), b.cpu())
                for a, b in zip(model.model.state_dict().values(), docid_model.model.state_dict().values())]
     assert any(changed)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ddro.collections.base import check_split
 from ddro.errors import DdroError
+from ddro.logs import show_on_stderr
 
 
 class _Parser(argparse.ArgumentParser):
@@ -460,6 +461,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    show_on_stderr()  # the library's progress and warnings
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

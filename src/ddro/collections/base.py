@@ -7,7 +7,7 @@ between the two without thinking.
 from __future__ import annotations
 
 import hashlib
-import sys
+import logging
 from dataclasses import dataclass, field
 from typing import Iterator, NamedTuple
 
@@ -15,6 +15,8 @@ from ddro.errors import DdroError
 
 # The split used when a collection defines none and the user gives no --test-fraction.
 DEFAULT_TEST_FRACTION = 1 / 3
+
+logger = logging.getLogger(__name__)
 
 
 class Document(NamedTuple):
@@ -62,10 +64,10 @@ class Split:
 def check_split(recorded: dict | None, split: Split, where: str, collection: str) -> None:
     """Refuse (one line) a split other than the one `where` (a model folder or run) was made with,
     so that its test queries never become training queries; a folder from before splits were
-    recorded passes with a warning on stderr."""
+    recorded passes with a warning."""
     if recorded is None:
-        print(f"ddro: warning: {where} records no split (saved before ddro recorded one); "
-              f"not checked against {collection}'s split", file=sys.stderr)
+        logger.warning(f"{where} records no split (saved before ddro recorded one); "
+                       f"not checked against {collection}'s split")
         return
     current = split.record()
     if recorded.get("test_ids_sha1") != current["test_ids_sha1"]:

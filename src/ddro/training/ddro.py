@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import logging
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -45,6 +46,8 @@ DEFAULT_VALIDATION_FRACTION = 0.2
 PSEUDO_PREFIX = "pseudo:"
 # Offsets DDRO's pseudo-query sampling from SFT's, so they draw different spans.
 _PSEUDO_SALT = 7919
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -357,11 +360,11 @@ def train_ddro(docid_model, collection, config: DDROConfig, out_dir) -> dict:
         raise DdroError("no DDRO training pairs: the collection has no usable training or pseudo queries")
     if measure is None:
         # Keeping the starting weights would make the phase a silent no-op.
-        print("train ddro: no validation queries, so no selection: the last weights are kept", file=sys.stderr)
+        logger.warning("train ddro: no validation queries, so no selection: the last weights are kept")
     elif all(is_pseudo(q.query_id) for q in validation) and not (docid_model.qg_model or docid_model.pseudo_queries_file):
         # Measured on LISA and Cranfield as bare corpora (README, "Selection on a bare corpus").
-        print("train ddro: no training queries, so selection reads held-out random spans, which do not follow "
-              "real queries; expect about SFT's quality (a --qg-model gives real-like pseudo-queries)", file=sys.stderr)
+        logger.warning("train ddro: no training queries, so selection reads held-out random spans, which do not "
+                       "follow real queries; expect about SFT's quality (a --qg-model gives real-like pseudo-queries)")
     if measure == PAIR_LOSS:
         validation_pairs = make_pairs(validation, positives, rankings, docid_model.table, config.negatives())
         if not validation_pairs:

@@ -18,11 +18,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 from pathlib import Path
 
 import numpy as np
+
+logger = logging.getLogger(__name__)
 
 Example = tuple[str, int]
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
@@ -139,10 +142,8 @@ def file_pseudo_queries(path, docs) -> list[list[str]]:
     empty doc id or an empty query is a DdroError naming `path:line`. Lines whose doc id is not in
     `docs` are skipped and counted (a file made for a larger corpus serves a part of it); a file
     of which no line names a document of `docs` is an error. Documents without a line get no
-    pseudo-queries. What was read is reported on stderr.
+    pseudo-queries. What was read is logged.
     """
-    import sys
-
     from ddro.collections.textio import read_lines
     from ddro.errors import DdroError, at
 
@@ -168,8 +169,7 @@ def file_pseudo_queries(path, docs) -> list[list[str]]:
         raise DdroError(f"{path}: no line names a document of the collection"
                         + (f" (first doc id: {first_unknown})" if first_unknown else " (an empty file)"))
     skipped = f"; {unknown} lines of documents not in the collection skipped, first {first_unknown}" if unknown else ""
-    print(f"pseudo-queries file {path}: {sum(map(len, out))} queries for {covered} of {len(docs)} documents{skipped}",
-          file=sys.stderr)
+    logger.info(f"pseudo-queries file {path}: {sum(map(len, out))} queries for {covered} of {len(docs)} documents{skipped}")
     return out
 
 

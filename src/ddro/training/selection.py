@@ -18,7 +18,7 @@ weights in memory and stops after `patience` evaluations past the warm-up withou
 
 from __future__ import annotations
 
-import sys
+import logging
 from collections import defaultdict
 
 import numpy as np
@@ -32,6 +32,8 @@ from ddro.training.ddro_loss import compared_logps, ddro_loss
 from ddro.training.sft import label_batch, pad_input_ids
 
 PAIR_LOSS = "loss"
+
+logger = logging.getLogger(__name__)
 
 
 class PairLoss:
@@ -133,8 +135,8 @@ class ValidationSelection(TrainerCallback):
         score = self.evaluate()
         model.train()
         self.history.append((state.global_step, score))
-        print(f"validation {self.measure} {score:.4f} at step {state.global_step} (best {self.best:.4f} at {self.best_step})",
-              file=sys.stderr)
+        logger.info(f"validation {self.measure} {score:.4f} at step {state.global_step} "
+                    f"(best {self.best:.4f} at {self.best_step})")
         if self.sign * (score - self.best) > 1e-9:
             self.best, self.best_step, self.bad = score, state.global_step, 0
             self.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
