@@ -10,8 +10,8 @@ from ddro.decoding.reference import generate_constrained
 from ddro.docids import DocidConfig, build_docids
 from ddro.models import build_docid_model, get_preset
 from ddro.retrieval import GenerativeRetriever
+from ddro.batching import label_batch
 from ddro.scoring import sequence_logprobs
-from ddro.training.sft import label_batch
 
 from conftest import write_beir
 

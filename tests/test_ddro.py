@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from ddro.collections import Query
+from ddro.collections import PseudoQuery, Query
 from ddro.docids.table import DocidTable
 from ddro.models import get_preset
-from ddro.training.ddro import DDROConfig, PairCollator, PairDataset, pair_logps, train_ddro, training_queries
+from ddro.training.ddro import DDROConfig, PairDataset, pair_collator, pair_logps, train_ddro, training_queries
 from ddro.training.ddro_loss import LOSS_TYPES, ddro_loss
 from ddro.training.negatives import NegativeConfig, Pair, draw_negatives, make_pairs, parse_bands
 
@@ -36,7 +36,7 @@ def test_loss_and_gradients_through_the_model_match_plain_pytorch(tiny, loss_typ
             p.add_(0.05 * torch.randn_like(p))
     pairs = [Pair("q", collection.docs[i].title, i, (i + 7) % 30) for i in range(5)]
     dataset = PairDataset(pairs, docid_model)
-    batch = PairCollator(docid_model)([dataset[i] for i in range(len(pairs))])
+    batch = pair_collator(docid_model)([dataset[i] for i in range(len(pairs))])
     with torch.no_grad():
         ref_c, ref_r = pair_logps(reference, batch)
     chosen, rejected = pair_logps(model, batch)
@@ -118,7 +118,7 @@ def test_validation_is_the_part_sft_held_out(tiny):
     assert validation and train and not ({q.query_id for q in train} & {q.query_id for q in validation})
     assert not ({q.query_id for q in train + validation} & test_ids)
     train, validation, _ = training_queries(collection, model, DDROConfig(pseudo_queries=10))
-    assert sum(q.query_id.startswith("pseudo:") for q in train) == 10
+    assert sum(isinstance(q, PseudoQuery) for q in train) == 10
     assert {q.query_id for q in validation} == held  # real queries validate while there are any
 
 
@@ -197,7 +197,7 @@ def test_training_raises_chosen_minus_rejected(tiny, tmp_path, encoder_lr_scale)
     pairs = [Pair("q", collection.docs[i].title, i, (i + 11) % 30) for i in range(30)]
     dataset = PairDataset(pairs, model)
     precompute_reference(model, dataset)
-    batch = PairCollator(model)([dataset[i] for i in range(len(pairs))])
+    batch = pair_collator(model)([dataset[i] for i in range(len(pairs))])
 
     def margin():
         with torch.no_grad():
@@ -207,7 +207,7 @@ def test_training_raises_chosen_minus_rejected(tiny, tmp_path, encoder_lr_scale)
     before = margin()
     args = training_arguments(tmp_path / "t", StageConfig(5, 3e-3, 10), 0, save_strategy="no", disable_tqdm=True,
                               lr_scheduler_type="cosine", train_sampling_strategy="random")
-    trainer = DDROTrainer(model=model.model, args=args, train_dataset=dataset, data_collator=PairCollator(model),
+    trainer = DDROTrainer(model=model.model, args=args, train_dataset=dataset, data_collator=pair_collator(model),
                           ddro_config=DDROConfig(encoder_lr_scale=encoder_lr_scale))
     trainer.train()
     assert margin() > before + 1.0
@@ -225,7 +225,7 @@ def test_a_bare_corpus_trains_and_validates_on_fresh_pseudo_queries(tiny):
     bare = bare_corpus(collection)
     train, validation, positives = training_queries(bare, model, DDROConfig())
     assert train and validation
-    assert all(q.query_id.startswith("pseudo:") for q in train + validation)
+    assert all(isinstance(q, PseudoQuery) for q in train + validation)
     for q in train + validation:
         doc = collection.docs[positives[q.query_id][0]]
         assert q.text not in (doc.title, doc.text.split(". ")[0] + ".")  # not what SFT's stage 2 saw first
@@ -267,12 +267,13 @@ def test_pseudo_queries_come_from_the_generator_sft_recorded(tiny, tmp_path):
 def test_pseudo_queries_draw_negatives_among_the_sampled_documents(tiny, tmp_path, source):
     """A pseudo-query's document is an arbitrary one: its negatives come from the other sampled
     documents, so no sampled document is only ever raised; real queries keep the whole collection."""
-    from ddro.training.ddro import is_pseudo, negative_rankings
+    from ddro.training.ddro import negative_rankings
 
     collection, model = tiny
     config = DDROConfig(pseudo_queries=12, validation_fraction=0.0)
     train, _, positives = training_queries(collection, model, config)
-    pool = {collection.docs[positives[q.query_id][0]].doc_id for q in train if is_pseudo(q.query_id)}
+    pseudo_ids = {q.query_id for q in train if isinstance(q, PseudoQuery)}
+    pool = {collection.docs[positives[q][0]].doc_id for q in pseudo_ids}
     assert 0 < len(pool) < len(collection.docs)
     if source == "run file":
         run = tmp_path / "run.txt"
@@ -281,13 +282,28 @@ def test_pseudo_queries_draw_negatives_among_the_sampled_documents(tiny, tmp_pat
         config = DDROConfig(pseudo_queries=12, validation_fraction=0.0, negatives_run=str(run))
     rankings = negative_rankings(collection, None, [train], positives, config)
     for q in train:
-        if is_pseudo(q.query_id):
+        if isinstance(q, PseudoQuery):
             assert set(rankings[q.query_id]) == pool  # every pooled document, and no other
         else:
             assert len(rankings[q.query_id]) == len(collection.docs)
     pairs = make_pairs(train, positives, rankings, model.table, config.negatives())
-    rejected = {collection.docs[p.rejected].doc_id for p in pairs if is_pseudo(p.query_id)}
+    rejected = {collection.docs[p.rejected].doc_id for p in pairs if p.query_id in pseudo_ids}
     assert rejected and rejected <= pool
+
+
+def test_a_query_is_pseudo_by_its_kind_not_its_id(tiny):
+    """A collection's own query whose id looks like a pseudo-query's still draws negatives from the
+    whole collection; a `PseudoQuery` draws them from the sampled documents only."""
+    from ddro.training.ddro import negative_rankings
+
+    collection, _ = tiny
+    doc = collection.docs[0]
+    real = Query("pseudo:7", collection.queries[0].text)
+    pseudo = PseudoQuery(f"pseudo:{doc.doc_id}", doc.title)
+    positives = {real.query_id: [1], pseudo.query_id: [0]}
+    rankings = negative_rankings(collection, None, [[real, pseudo]], positives, DDROConfig())
+    assert len(rankings[real.query_id]) == len(collection.docs)
+    assert rankings[pseudo.query_id] == [doc.doc_id]
 
 
 def test_negatives_from_trec_and_msmarco_run_files(tmp_path):
@@ -306,10 +322,11 @@ def test_negatives_from_trec_and_msmarco_run_files(tmp_path):
 def test_model_negatives_are_the_models_own_top_mistakes(tiny):
     from ddro.retrieval import GenerativeRetriever
     from ddro.training.ddro import model_rankings
+    from ddro.training.selection import constrained_search
 
     collection, docid_model = tiny
     queries = collection.queries_of("train")[:3]
-    rankings = model_rankings(GenerativeRetriever(docid_model), queries, depth=10)
+    rankings = model_rankings(constrained_search(docid_model), queries, depth=10)
     run = GenerativeRetriever(docid_model).search(queries, k=10, num_beams=10, progress=False)
     assert rankings == {qid: [d for d, _ in ranked] for qid, ranked in run.items()}
     _, _, positives = training_queries(collection, docid_model, DDROConfig(pseudo_queries=0))
@@ -334,12 +351,12 @@ def test_rewards_start_at_zero_because_dropout_is_off(tiny, tmp_path, dropout):
     dataset = PairDataset(pairs, model)
     precompute_reference(model, dataset)
     args = training_arguments(tmp_path / "t", StageConfig(1, 1e-3, 30), 0, save_strategy="no", disable_tqdm=True)
-    trainer = DDROTrainer(model=model.model, args=args, train_dataset=dataset, data_collator=PairCollator(model),
+    trainer = DDROTrainer(model=model.model, args=args, train_dataset=dataset, data_collator=pair_collator(model),
                           ddro_config=DDROConfig(dropout=dropout))
     model.model.train()
     torch.manual_seed(0)
     with torch.no_grad():
-        loss = trainer.compute_loss(model.model, on_model_device(PairCollator(model)([dataset[i] for i in range(30)]),
+        loss = trainer.compute_loss(model.model, on_model_device(pair_collator(model)([dataset[i] for i in range(30)]),
                                                                  model.model))
     margins = trainer._stored["rewards/margins"][0]
     if dropout:
@@ -375,6 +392,6 @@ def test_pseudo_queries_fill_a_small_validation_part_up(tiny):
     train, validation, _ = training_queries(collection, model, DDROConfig(pseudo_queries=20, validation_min_queries=8))
     ids = [q.query_id for q in validation]
     assert len(ids) == 8 and {q.query_id for q in held} <= set(ids)
-    assert sum(i.startswith("pseudo:") for i in ids) == 8 - len(held)
+    assert sum(isinstance(q, PseudoQuery) for q in validation) == 8 - len(held)
     assert not ({q.query_id for q in train} & set(ids))
     assert len(train) + len(validation) == len(train_before) + len(held)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from ddro.models.presets import StageConfig
-from ddro.training.ddro import DDROConfig, DDROTrainer, PairCollator, PairDataset
+from ddro.training.ddro import DDROConfig, DDROTrainer, PairDataset, pair_collator
 from ddro.training.negatives import Pair
 from ddro.training.sft import training_arguments
 
@@ -25,7 +25,7 @@ def test_trainer_ipo_loss_is_the_formula_on_per_token_averages(tiny, tmp_path, r
             p.add_(0.05 * torch.randn_like(p))
     pairs = [Pair("q", collection.docs[i].title, i, (i + 7) % 30) for i in range(4)]
     dataset = PairDataset(pairs, model)
-    batch = PairCollator(model)([dataset[i] for i in range(len(pairs))])
+    batch = pair_collator(model)([dataset[i] for i in range(len(pairs))])
     beta = 0.4
     plain, sums = [], []
     with torch.no_grad():
@@ -41,7 +41,7 @@ def test_trainer_ipo_loss_is_the_formula_on_per_token_averages(tiny, tmp_path, r
             plain.append((h - 1 / (2 * beta)) ** 2)
     batch["ref_logps"] = torch.tensor(sums).view(-1, 2)  # what precompute_reference stores: sums
     trainer = DDROTrainer(model=model.model, args=training_arguments(tmp_path, StageConfig(1, 1e-5, 4), 0),
-                          train_dataset=dataset, data_collator=PairCollator(model),
+                          train_dataset=dataset, data_collator=pair_collator(model),
                           ddro_config=DDROConfig(beta=beta, loss_type="ipo"),
                           ref_model=frozen if reference == "copy" else None)
     with torch.no_grad():

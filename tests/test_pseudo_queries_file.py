@@ -7,6 +7,7 @@ import json
 import pytest
 
 from ddro.cli import main
+from ddro.collections import PseudoQuery
 from ddro.errors import DdroError
 from ddro.models import DocidModel, get_preset
 from ddro.training.ddro import DDROConfig, training_queries
@@ -46,7 +47,7 @@ def test_ddro_draws_one_of_the_documents_file_queries(tiny, tmp_path):
     stage_examples_for(collection, model, get_preset("tiny"), pseudo_queries_file=path)
     train, validation, positives = training_queries(bare_corpus(collection), model, DDROConfig(pseudo_queries=30))
     pseudo = train + validation
-    assert pseudo and all(q.query_id.startswith("pseudo:") for q in pseudo)
+    assert pseudo and all(isinstance(q, PseudoQuery) for q in pseudo)
     for q in pseudo:
         doc = positives[q.query_id][0]
         assert doc % 2 == 0 and q.text in {f"{collection.docs[doc].doc_id} query {k}" for k in range(3)}
@@ -110,7 +111,7 @@ def test_train_ddro_reads_the_recorded_file_unless_told_otherwise(tiny, tmp_path
         seen.append((docid_model.pseudo_queries_file, docid_model.qg_model))
         if docid_model.pseudo_queries_file:
             train, validation, _ = training_queries(collection, docid_model, config)
-            seen.append({q.text for q in train + validation if q.query_id.startswith("pseudo:")})
+            seen.append({q.text for q in train + validation if isinstance(q, PseudoQuery)})
         return {"pairs": 1, "train_queries": 1, "steps": 0, "validation_measure": None, "selected_step": 0,
                 "seconds": 0.0}
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 from transformers import TrainerControl
 
-from ddro.training.ddro import DDROConfig, PairCollator, PairDataset, pair_logps, train_ddro, training_queries
+from ddro.training.ddro import DDROConfig, PairDataset, pair_collator, pair_logps, train_ddro, training_queries
 from ddro.training.ddro_loss import LOSS_TYPES, ddro_loss
 from ddro.training.negatives import Pair
 from ddro.training.selection import PAIR_LOSS, PairLoss, ValidationSelection
@@ -29,7 +29,7 @@ def test_pair_loss_is_the_ddro_loss_of_each_pair_against_the_first_weights(tiny,
     pairs.append(Pair("q0", pairs[0].query, 3, 0))
     loss = PairLoss(model, pairs, beta=0.4, loss_type=loss_type)
     at_start = loss()
-    batch = PairCollator(model)([PairDataset(pairs, model)[i] for i in range(len(pairs))])
+    batch = pair_collator(model)([PairDataset(pairs, model)[i] for i in range(len(pairs))])
     with torch.no_grad():
         ref_c, ref_r = pair_logps(model.model.eval(), batch)
         changed = model.model.parameters() if trained == "whole model" else model.model.decoder.block.parameters()

@@ -16,7 +16,7 @@ from ddro.models import DocidModel, build_docid_model, get_preset
 from ddro.models.presets import StageConfig
 from ddro.pipeline import run_docid_config
 from ddro.retrieval import GenerativeRetriever
-from ddro.training.ddro import DDROConfig, DDROTrainer, PairCollator, PairDataset, precompute_reference
+from ddro.training.ddro import DDROConfig, DDROTrainer, PairDataset, pair_collator, precompute_reference
 from ddro.training.negatives import Pair
 from ddro.training.selection import PairLoss
 from ddro.training.sft import DocidTrainer, train_sft, training_arguments
@@ -169,7 +169,7 @@ def test_the_reference_equals_the_policy_at_step_0_under_bf16(paper, tmp_path):
     precompute_reference(model, dataset, batch_size=16)
     args = training_arguments(tmp_path / "t", StageConfig(1, 1e-3, 16), 0, save_strategy="no", disable_tqdm=True,
                               logging_steps=1, train_sampling_strategy="sequential")
-    trainer = DDROTrainer(model=model.model, args=args, train_dataset=dataset, data_collator=PairCollator(model),
+    trainer = DDROTrainer(model=model.model, args=args, train_dataset=dataset, data_collator=pair_collator(model),
                           ddro_config=DDROConfig(), precision=model.precision)
     trainer.train()
     first = next(h for h in trainer.state.log_history if "rewards/chosen" in h)

@@ -73,7 +73,8 @@ def test_a_few_epochs_lower_the_loss_and_finished_stages_resume(setup, tmp_path)
     preset = get_preset("tiny", stage_overrides={"index_epochs": 8, "pseudo_epochs": 0, "query_epochs": 0})
     model = build_docid_model(preset, table, [d.text for d in collection.docs], seed=0)
     examples = stage_examples_for(collection, model, preset)
-    from ddro.training.sft import DocidCollator, ExampleDataset
+    from ddro.batching import DocidCollator
+    from ddro.training.sft import ExampleDataset
 
     batch = DocidCollator(model)([ExampleDataset(examples["index"], model)[i] for i in range(16)])
     with torch.no_grad():

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ddro.batching import pad_input_ids
 from ddro.docids.table import PAD, DocidTable, collision_groups
 from ddro.errors import DdroError, at
 from ddro.models.docid_model import DTYPES, DocidModel
@@ -197,8 +198,6 @@ class ReleasedDocidModel(DocidModel):
         return np.where(codes == PAD, -1, self.docid_token_ids[np.maximum(codes, 0)])
 
     def encode(self, texts) -> dict:
-        from ddro.training.sft import pad_input_ids
-
         texts = list(texts)
         if texts and not isinstance(texts[0], str):
             pad = self.model.config.pad_token_id if self.model.config.pad_token_id is not None else 0

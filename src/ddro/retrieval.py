@@ -14,8 +14,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ddro.batching import label_batch
 from ddro.decoding.trie import DocidTrie
 from ddro.precision import autocast
+from ddro.scoring import docid_logprobs, query_states
 
 
 @contextmanager
@@ -45,8 +47,8 @@ class GenerativeRetriever:
     def load(cls, folder: str | Path, device: str | torch.device = "cpu", dtype: str = "fp32",
              precision: str | None = None) -> "GenerativeRetriever":
         """A retriever over a saved model folder; `dtype="bf16"` casts the weights, which searches
-        1.5-1.8x as fast on CPUs with AVX-512 BF16 (README: *Search*), with the same first result
-        for most queries; `precision` is the autocast of the arithmetic (`ddro.precision`; default:
+        faster on CPUs with AVX-512 BF16 (docs/decoding.md), with the same first result for most
+        queries; `precision` is the autocast of the arithmetic (`ddro.precision`; default:
         the one the model records, i.e. was trained with)."""
         from ddro.models.docid_model import DocidModel
         from ddro.precision import check_precision
@@ -108,34 +110,20 @@ class GenerativeRetriever:
         The exact ranking a beam search approaches; affordable for small corpora (one decoder
         pass per docid per query).
         """
-        from ddro.training.sft import label_batch
-
         model = self.docid_model.model
         device = next(model.parameters()).device
         labels = label_batch(torch.from_numpy(self.sequences), range(len(self.sequences))).to(device)
         out = np.zeros((len(queries), len(self.sequences)), dtype=np.float32)
         with _inference(self.docid_model):
-            self._score_into(out, queries, labels, chunk_size, progress)
+            for q, query in enumerate(tqdm(queries, desc="scoring every docid", unit="query", disable=not progress)):
+                inputs = {name: t.to(device) for name, t in self.docid_model.encode([query.text]).items()}
+                states = query_states(model, inputs["input_ids"], inputs["attention_mask"])
+                for start in range(0, len(labels), chunk_size):
+                    chunk = labels[start:start + chunk_size]
+                    rows = torch.zeros(len(chunk), dtype=torch.long, device=device)
+                    out[q, start:start + len(chunk)] = docid_logprobs(
+                        model, chunk, states, inputs["attention_mask"], rows).cpu().numpy()
         return out
-
-    def _score_into(self, out, queries, labels, chunk_size, progress) -> None:
-        from transformers.modeling_outputs import BaseModelOutput
-
-        from ddro.scoring import sequence_logprobs
-
-        model = self.docid_model.model
-        device = labels.device
-        encoder = model.get_encoder()
-        for q, query in enumerate(tqdm(queries, desc="scoring every docid", unit="query", disable=not progress)):
-            inputs = {name: t.to(device) for name, t in self.docid_model.encode([query.text]).items()}
-            hidden = encoder(**inputs).last_hidden_state
-            for start in range(0, len(labels), chunk_size):
-                chunk = labels[start:start + chunk_size]
-                n = len(chunk)
-                out[q, start:start + n] = sequence_logprobs(
-                    model, chunk, encoder_outputs=BaseModelOutput(last_hidden_state=hidden.expand(n, -1, -1)),
-                    attention_mask=inputs["attention_mask"].expand(n, -1),
-                ).cpu().numpy()
 
     def exhaustive_search(self, queries, k: int = 100, progress: bool = True):
         """The run of `score_all`: every document ranked by its docid's log-probability."""

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ddro.collections.base import DEFAULT_TEST_FRACTION, Collection, Document, Qrel, Query, Split
+from ddro.collections.base import DEFAULT_TEST_FRACTION, Collection, Document, PseudoQuery, Qrel, Query, Split
 from ddro.collections.builder import CollectionBuilder
 from ddro.errors import DdroError
 
-__all__ = ["Collection", "Document", "Query", "Qrel", "Split", "load_collection", "DEFAULT_TEST_FRACTION"]
+__all__ = ["Collection", "Document", "Query", "PseudoQuery", "Qrel", "Split", "load_collection",
+           "DEFAULT_TEST_FRACTION"]
 
 
 def load_collection(src: str | Path, test_fraction: float | None = None) -> Collection:

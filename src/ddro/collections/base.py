@@ -31,6 +31,13 @@ class Query(NamedTuple):
     text: str
 
 
+class PseudoQuery(Query):
+    """A query made from a document (a span of it, a line of a pseudo-queries file, or a generated
+    question), standing in for a user's query; that document is its one positive."""
+
+    __slots__ = ()
+
+
 class Qrel(NamedTuple):
     query_id: str
     doc_id: str

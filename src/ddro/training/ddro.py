@@ -29,20 +29,21 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
-from transformers.modeling_outputs import BaseModelOutput
 
+from ddro.batching import DocidCollator
 from ddro.bm25 import DEFAULT_STEMMER
-from ddro.collections.base import Query
+from ddro.collections.base import PseudoQuery
 from ddro.models.presets import StageConfig
 from ddro.precision import autocast
-from ddro.scoring import sequence_logprobs
+from ddro.scoring import docid_logprobs, query_states
 from ddro.training.ddro_loss import compared_logps, ddro_loss
 from ddro.training.negatives import NegativeConfig, Pair, bm25_rankings, make_pairs, run_file_rankings
-from ddro.training.selection import PAIR_LOSS, PairLoss, ValidationSelection
-from ddro.training.sft import DocidTrainer, label_batch, pad_input_ids, training_arguments
+from ddro.training.selection import PAIR_LOSS, PairLoss, ValidationSelection, constrained_search, search_measure
+from ddro.training.sft import DocidTrainer, training_arguments
 
 
 DEFAULT_VALIDATION_FRACTION = 0.2
+# Keeps pseudo-query ids apart from the collection's query ids (ids key positives and rankings).
 PSEUDO_PREFIX = "pseudo:"
 # Offsets DDRO's pseudo-query sampling from SFT's, so they draw different spans.
 _PSEUDO_SALT = 7919
@@ -111,10 +112,6 @@ class DDROConfig:
                               self.seed)
 
 
-def is_pseudo(query_id: str) -> bool:
-    return query_id.startswith(PSEUDO_PREFIX)
-
-
 def training_queries(collection, docid_model, config: DDROConfig, cache_dir=None):
     """`(train queries, validation queries, positives)`.
 
@@ -146,18 +143,18 @@ def training_queries(collection, docid_model, config: DDROConfig, cache_dir=None
                                                                      config.seed + _PSEUDO_SALT, cache_dir)):
             if candidates:
                 qid = f"{PSEUDO_PREFIX}{collection.docs[doc].doc_id}"
-                queries.append(Query(qid, candidates[int(rng.integers(len(candidates)))]))
+                queries.append(PseudoQuery(qid, candidates[int(rng.integers(len(candidates)))]))
                 positives[qid] = [doc]
     fraction = next(f for f in (config.validation_fraction, docid_model.validation_fraction,
                                 DEFAULT_VALIDATION_FRACTION) if f is not None)
     # Real queries validate whenever there are any: pseudo-queries are only a stand-in for them.
-    real = [q.query_id for q in queries if not is_pseudo(q.query_id)]
+    real = [q.query_id for q in queries if not isinstance(q, PseudoQuery)]
     held = validation_part(real or [q.query_id for q in queries], fraction)
     shortfall = config.validation_min_queries - len(held)
     if real and shortfall > 0:
-        # A handful of held-out queries (NPL 11, LISA 2) makes selection noise; held-out
-        # pseudo-queries fill the validation part up, as they stand in for all of it on a bare corpus.
-        pseudo = [q.query_id for q in queries if is_pseudo(q.query_id)]
+        # A handful of held-out queries makes selection noise; held-out pseudo-queries fill the
+        # validation part up, as they stand in for all of it on a bare corpus.
+        pseudo = [q.query_id for q in queries if isinstance(q, PseudoQuery)]
         rng = np.random.default_rng(config.seed + _PSEUDO_SALT)
         held |= {pseudo[i] for i in rng.permutation(len(pseudo))[:shortfall]}
     return [q for q in queries if q.query_id not in held], [q for q in queries if q.query_id in held], positives
@@ -193,29 +190,20 @@ class PairDataset(torch.utils.data.Dataset):
                 "ref": self.ref[i]}
 
 
-class PairCollator:
-    def __init__(self, docid_model):
-        self.pad_id = docid_model.tokenizer.pad_token_id
-        self.labels = torch.from_numpy(docid_model.docid_sequences())
-
-    def __call__(self, batch):
-        input_ids, attention_mask = pad_input_ids([b["input_ids"] for b in batch], self.pad_id)
-        return {
-            "input_ids": input_ids, "attention_mask": attention_mask,
-            "chosen_labels": label_batch(self.labels, [b["chosen"] for b in batch]),
-            "rejected_labels": label_batch(self.labels, [b["rejected"] for b in batch]),
-            "ref_logps": torch.tensor(np.stack([b["ref"] for b in batch])),
-        }
+def pair_collator(docid_model) -> DocidCollator:
+    """Batches of `PairDataset` items: padded queries, the chosen and rejected docids' labels and
+    the reference log-probabilities."""
+    return DocidCollator(docid_model, {"chosen": "chosen_labels", "rejected": "rejected_labels"}, {"ref": "ref_logps"})
 
 
 def pair_logps(model, batch) -> tuple[torch.Tensor, torch.Tensor]:
     """Sequence log-probabilities of the chosen and rejected docids, encoding each query once."""
-    hidden = model.get_encoder()(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+    states = query_states(model, batch["input_ids"], batch["attention_mask"])
     chosen, rejected = batch["chosen_labels"], batch["rejected_labels"]
     width = max(chosen.shape[1], rejected.shape[1])
     labels = torch.cat([torch.nn.functional.pad(t, (0, width - t.shape[1]), value=-100) for t in (chosen, rejected)])
-    logps = sequence_logprobs(model, labels, encoder_outputs=BaseModelOutput(last_hidden_state=hidden.repeat(2, 1, 1)),
-                              attention_mask=batch["attention_mask"].repeat(2, 1))
+    rows = torch.arange(len(chosen), device=states.device).repeat(2)
+    logps = docid_logprobs(model, labels, states, batch["attention_mask"], rows)
     return logps[: len(chosen)], logps[len(chosen):]
 
 
@@ -276,7 +264,7 @@ def precompute_reference(docid_model, dataset: PairDataset, batch_size: int = 64
     the precision the policy then trains at)."""
     from tqdm.auto import tqdm
 
-    collator = PairCollator(docid_model)
+    collator = pair_collator(docid_model)
     model = docid_model.model.eval()
     device = next(model.parameters()).device
     with autocast(docid_model.precision, device):
@@ -286,35 +274,33 @@ def precompute_reference(docid_model, dataset: PairDataset, batch_size: int = 64
             dataset.ref[start:start + len(chosen)] = torch.stack([chosen, rejected], 1).float().cpu().numpy()
 
 
-def model_rankings(retriever, queries, depth: int) -> dict[str, list[str]]:
-    """The SFT model's own rankings (constrained search, beam = depth): its hardest mistakes."""
-    run = retriever.search(queries, k=depth, num_beams=depth)
+def model_rankings(search, queries, depth: int) -> dict[str, list[str]]:
+    """The SFT model's own rankings (`constrained_search`, beam = depth): its hardest mistakes."""
+    run = search(queries, k=depth, num_beams=depth)
     return {qid: [doc_id for doc_id, _ in ranked] for qid, ranked in run.items()}
 
 
-def negative_rankings(collection, retriever, query_sets, positives, config: DDROConfig) -> dict[str, list[str]]:
-    """The ranking each query's negatives are drawn from (BM25, a run file or the model's own), for
-    each list of queries in `query_sets` (training and validation queries are ranked together, from
-    one BM25 index or one read of the run file, but each set keeps its own pool).
+def negative_rankings(collection, search, query_sets, positives, config: DDROConfig) -> dict[str, list[str]]:
+    """The ranking each query's negatives are drawn from (BM25, a run file or the model's own
+    `search`), for each list of queries in `query_sets` (training and validation queries are
+    ranked together, from one BM25 index or one read of the run file, but each set keeps its own
+    pool).
 
-    A pseudo-query's ranking keeps only the documents of its set's pseudo-queries. Its positive
-    is an arbitrary document: drawn against negatives from the whole collection, the sampled
-    documents are raised and seldom lowered, and the decoder (the encoder stays fixed) learns to
-    prefer them for any query. On NPL, where 2,000 pseudo-queries sample 16% of the documents, the
-    share of test queries whose first result was a sampled document rose from 10% (SFT) to 23%.
-    Among the sampled documents each one is raised and lowered about equally often. BM25 searches
-    deeper for pseudo-queries so that about `depth` pooled documents remain.
+    A pseudo-query's ranking keeps only the documents of its set's pseudo-queries: its positive is
+    an arbitrary document, and negatives from the whole collection would teach the decoder to
+    prefer the sampled documents for any query (docs/experiments.md). BM25 searches deeper for
+    pseudo-queries so that about `depth` pooled documents remain.
     """
     doc_ids = [d.doc_id for d in collection.docs]
     depth = config.negatives().depth
-    pseudo_sets = [[q for q in queries if is_pseudo(q.query_id)] for queries in query_sets]
+    pseudo_sets = [[q for q in queries if isinstance(q, PseudoQuery)] for queries in query_sets]
     pools = [{doc_ids[positives[q.query_id][0]] for q in pseudo} for pseudo in pseudo_sets]
     if config.negatives_run:
         rankings = run_file_rankings(config.negatives_run)
     elif config.model_negatives:
-        rankings = model_rankings(retriever, [q for queries in query_sets for q in queries], depth)
+        rankings = model_rankings(search, [q for queries in query_sets for q in queries], depth)
     else:
-        real = [q for queries in query_sets for q in queries if not is_pseudo(q.query_id)]
+        real = [q for queries in query_sets for q in queries if not isinstance(q, PseudoQuery)]
         groups = [(real, depth)] + [(pseudo, -(-depth * len(doc_ids) // max(1, len(pool))))
                                     for pseudo, pool in zip(pseudo_sets, pools)]
         rankings = bm25_rankings(collection, groups, config.bm25_stemmer)
@@ -324,35 +310,14 @@ def negative_rankings(collection, retriever, query_sets, positives, config: DDRO
     return rankings
 
 
-def search_measure(retriever, validation, positives, measure: str, beams: int):
-    """`measure` of constrained search (top `beams`) on the validation queries, as a function of no arguments.
-
-    Relevance is binary here: each validation query's positives (relevance > 0, as
-    `training_queries` gives them) count 1, so a graded measure such as nDCG@10 does not see the
-    collection's grades."""
-    from ddro.evaluation import evaluate
-
-    table = retriever.docid_model.table
-    qrels = {q.query_id: {table.doc_ids[d]: 1 for d in positives[q.query_id]} for q in validation}
-
-    def score() -> float:
-        retriever.docid_model.model.eval()
-        run = retriever.search(validation, k=beams, num_beams=beams, progress=False)
-        return evaluate(run, qrels, [q.query_id for q in validation], [measure])["aggregate"][measure]
-
-    return score
-
-
 def train_ddro(docid_model, collection, config: DDROConfig, out_dir) -> dict:
     """Run the DDRO phase on `docid_model` in place; returns a summary (timings, pairs, selection)."""
-    from ddro.retrieval import GenerativeRetriever
-
     start = time.perf_counter()
-    retriever = GenerativeRetriever(docid_model)
+    search = constrained_search(docid_model)
     train_queries, validation, positives = training_queries(collection, docid_model, config, out_dir)
     measure = config.validation_measure if validation else None
     ranked_sets = [train_queries] + ([validation] if measure == PAIR_LOSS else [])
-    rankings = negative_rankings(collection, retriever, ranked_sets, positives, config)
+    rankings = negative_rankings(collection, search, ranked_sets, positives, config)
     pairs = make_pairs(train_queries, positives, rankings, docid_model.table, config.negatives())
     if not pairs:
         from ddro.errors import DdroError
@@ -361,8 +326,8 @@ def train_ddro(docid_model, collection, config: DDROConfig, out_dir) -> dict:
     if measure is None:
         # Keeping the starting weights would make the phase a silent no-op.
         logger.warning("train ddro: no validation queries, so no selection: the last weights are kept")
-    elif all(is_pseudo(q.query_id) for q in validation) and not (docid_model.qg_model or docid_model.pseudo_queries_file):
-        # Measured on LISA and Cranfield as bare corpora (README, "Selection on a bare corpus").
+    elif all(isinstance(q, PseudoQuery) for q in validation) and not (docid_model.qg_model or docid_model.pseudo_queries_file):
+        # Selection on random spans follows real queries poorly (docs/experiments.md).
         logger.warning("train ddro: no training queries, so selection reads held-out random spans, which do not "
                        "follow real queries; expect about SFT's quality (a --qg-model gives real-like pseudo-queries)")
     if measure == PAIR_LOSS:
@@ -374,7 +339,7 @@ def train_ddro(docid_model, collection, config: DDROConfig, out_dir) -> dict:
                             "(their negatives source ranks none of their documents)")
         validation_score = PairLoss(docid_model, validation_pairs, config.beta, config.loss_type)
     elif measure:
-        validation_score = search_measure(retriever, validation, positives, measure, config.validation_beams)
+        validation_score = search_measure(search, docid_model, validation, positives, measure, config.validation_beams)
     mined = time.perf_counter()
     dataset = PairDataset(pairs, docid_model)
     ref_model = None
@@ -391,7 +356,7 @@ def train_ddro(docid_model, collection, config: DDROConfig, out_dir) -> dict:
         max_grad_norm=config.max_grad_norm, save_strategy="no", logging_steps=max(1, config.eval_steps // 2),
         train_sampling_strategy="random",
     )
-    trainer = DDROTrainer(model=docid_model.model, args=args, train_dataset=dataset, data_collator=PairCollator(docid_model),
+    trainer = DDROTrainer(model=docid_model.model, args=args, train_dataset=dataset, data_collator=pair_collator(docid_model),
                           ddro_config=config, ref_model=ref_model, callbacks=[selection] if selection else [],
                           precision=docid_model.precision)
     with contextlib.redirect_stdout(sys.stderr):

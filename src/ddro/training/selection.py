@@ -2,18 +2,18 @@
 
 Two validation signals:
 
-- a retrieval measure (RR@10, the default) of constrained search on the validation queries: on
-  Cranfield's real validation queries it rose and fell with the test queries' RR@10 (both peaked
-  at step 300 of 800);
+- a retrieval measure (RR@10, the default) of constrained search on the validation queries
+  (`search_measure`);
 - the held-out pairs' loss (`loss`): the DDRO loss of the validation queries' own pairs (their
   positive against mined negatives, as in training), the reference being the weights the phase
-  starts from; what the Trainer selects on by default (`eval_loss`), and cheap. It kept falling
-  through 2,424 steps on LISA and 1,692 on Cranfield as bare corpora, so it runs the whole
-  schedule: on LISA test RR@10 rose (0.445 -> 0.478), on Cranfield it fell (0.455 -> 0.416, where
-  RR@10 on held-out pseudo-queries gave 0.462), hence not the default (README, DDRO).
+  starts from; cheap, but it can keep falling while retrieval gets worse, hence not the default
+  (docs/experiments.md).
 
 `ValidationSelection` scores the model before training and every `eval_steps`, keeps the best
 weights in memory and stops after `patience` evaluations past the warm-up without improvement.
+
+`constrained_search` is the one way into `ddro.retrieval` from training: validation and DDRO's
+model negatives both search through it.
 """
 
 from __future__ import annotations
@@ -24,12 +24,11 @@ from collections import defaultdict
 import numpy as np
 import torch
 from transformers import TrainerCallback
-from transformers.modeling_outputs import BaseModelOutput
 
+from ddro.batching import label_batch, pad_input_ids
 from ddro.precision import autocast
-from ddro.scoring import sequence_logprobs
+from ddro.scoring import docid_logprobs, query_states
 from ddro.training.ddro_loss import compared_logps, ddro_loss
-from ddro.training.sft import label_batch, pad_input_ids
 
 PAIR_LOSS = "loss"
 
@@ -68,8 +67,9 @@ class PairLoss:
         self._encodings: list[tuple[torch.Tensor, torch.Tensor]] = []
         self._encoder_fingerprint: torch.Tensor | None = None
 
-    def encodings(self, encoder) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """`(hidden states, attention mask)` per batch of queries, recomputed when the encoder changed."""
+    def encodings(self, model) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """`(query states, attention mask)` per batch of queries, recomputed when the encoder changed."""
+        encoder = model.get_encoder()
         device = next(encoder.parameters()).device
         # Kept on the CPU; a model moved to another device since (the Trainer places it) is encoded again there.
         fingerprint = torch.stack([p.detach().float().sum() for p in encoder.parameters()]).cpu()
@@ -79,7 +79,7 @@ class PairLoss:
             for start in range(0, len(self.query_ids), self.batch_queries):
                 input_ids, mask = (t.to(device) for t in pad_input_ids(self.input_ids[start:start + self.batch_queries],
                                                                        self.pad_id))
-                self._encodings.append((encoder(input_ids=input_ids, attention_mask=mask).last_hidden_state, mask))
+                self._encodings.append((query_states(model, input_ids, mask), mask))
             self._encoder_fingerprint = fingerprint
         return self._encodings
 
@@ -88,15 +88,14 @@ class PairLoss:
         model = self.docid_model.model.eval()
         out = []
         with torch.inference_mode(), autocast(self.docid_model.precision, next(model.parameters()).device):
-            for batch, (hidden, mask) in enumerate(self.encodings(model.get_encoder())):
+            for batch, (states, mask) in enumerate(self.encodings(model)):
                 start = batch * self.batch_queries
-                stop = start + len(hidden)
-                counts = torch.tensor([len(d) for d in self.docs[start:stop]], device=hidden.device)
+                stop = start + len(states)
+                counts = torch.tensor([len(d) for d in self.docs[start:stop]], device=states.device)
                 docs = [doc for query_docs in self.docs[start:stop] for doc in query_docs]
-                out.append(sequence_logprobs(
-                    model, label_batch(self.labels, docs).to(hidden.device),
-                    encoder_outputs=BaseModelOutput(last_hidden_state=hidden.repeat_interleave(counts, 0)),
-                    attention_mask=mask.repeat_interleave(counts, 0)).float())
+                rows = torch.arange(len(counts), device=states.device).repeat_interleave(counts)
+                out.append(docid_logprobs(model, label_batch(self.labels, docs).to(states.device), states, mask,
+                                          rows).float())
         return torch.cat(out).cpu()
 
     def __call__(self) -> float:
@@ -113,8 +112,7 @@ class ValidationSelection(TrainerCallback):
     """A validation score every `eval_steps`, early stopping, and the best weights kept in memory.
 
     Evaluations during the learning-rate warm-up do not use up patience: a run is not judged
-    before it reaches its learning rate (on NPL, validation RR@10 first dipped, then rose for
-    600 steps; a patience spent in warm-up stopped it at step 75)."""
+    before it reaches its learning rate (validation may dip in the warm-up before it rises)."""
 
     def __init__(self, evaluate, eval_steps: int, patience: int, model, measure: str = "RR@10",
                  lower_is_better: bool = False):
@@ -149,3 +147,30 @@ class ValidationSelection(TrainerCallback):
         if state.global_step % self.eval_steps == 0 or state.global_step >= state.max_steps:
             self._check(state, control, model)
         return control
+
+
+def constrained_search(docid_model):
+    """The model's trie-constrained search, `search(queries, k, num_beams, progress) -> run`
+    (`GenerativeRetriever.search`), built once for a phase."""
+    from ddro.retrieval import GenerativeRetriever
+
+    return GenerativeRetriever(docid_model).search
+
+
+def search_measure(search, docid_model, validation, positives, measure: str, beams: int):
+    """`measure` of constrained search (top `beams`) on the validation queries, as a function of no arguments.
+
+    Relevance is binary here: each validation query's positives (relevance > 0, as
+    `training_queries` gives them) count 1, so a graded measure such as nDCG@10 does not see the
+    collection's grades."""
+    from ddro.evaluation import evaluate
+
+    table = docid_model.table
+    qrels = {q.query_id: {table.doc_ids[d]: 1 for d in positives[q.query_id]} for q in validation}
+
+    def score() -> float:
+        docid_model.model.eval()
+        run = search(validation, k=beams, num_beams=beams, progress=False)
+        return evaluate(run, qrels, [q.query_id for q in validation], [measure])["aggregate"][measure]
+
+    return score

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from transformers import Trainer, TrainingArguments
 
+from ddro.batching import DocidCollator
 from ddro.models.presets import STAGES
 from ddro.precision import DEFAULT_PRECISION, autocast, check_precision
 
@@ -38,38 +39,6 @@ class ExampleDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, i):
         return {"input_ids": self.input_ids[i], "doc": self.docs[i]}
-
-
-def pad_input_ids(sequences, pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-pad token id lists into `(input_ids, attention_mask)`."""
-    width = max(len(seq) for seq in sequences)
-    input_ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
-    attention_mask = torch.zeros((len(sequences), width), dtype=torch.long)
-    for row, seq in enumerate(sequences):
-        input_ids[row, : len(seq)] = torch.tensor(seq)
-        attention_mask[row, : len(seq)] = 1
-    return input_ids, attention_mask
-
-
-def label_batch(labels: torch.Tensor, docs) -> torch.Tensor:
-    """The docid labels of `docs` (rows of `DocidModel.docid_sequences()`), -100 after EOS."""
-    picked = labels[list(docs)]
-    picked = picked[:, : int((picked >= 0).sum(1).max())].clone()
-    picked[picked < 0] = -100
-    return picked
-
-
-class DocidCollator:
-    """Pads inputs and looks up each document's docid labels."""
-
-    def __init__(self, docid_model):
-        self.pad_id = docid_model.tokenizer.pad_token_id
-        self.labels = torch.from_numpy(docid_model.docid_sequences())
-
-    def __call__(self, batch):
-        input_ids, attention_mask = pad_input_ids([b["input_ids"] for b in batch], self.pad_id)
-        return {"input_ids": input_ids, "attention_mask": attention_mask,
-                "labels": label_batch(self.labels, [b["doc"] for b in batch])}
 
 
 class DocidTrainer(Trainer):
@@ -234,4 +203,4 @@ def stage_examples_for(collection, docid_model, preset, qg_model: str | None = N
     }
 
 
-__all__ = ["train_sft", "stage_examples_for", "DocidCollator", "ExampleDataset", "DocidTrainer"]
+__all__ = ["train_sft", "stage_examples_for", "ExampleDataset", "DocidTrainer"]
