@@ -1,6 +1,6 @@
 """The authors' released checkpoints and docid tables, read for search and evaluation.
 
-Released artifacts (README: *The authors' released checkpoints*): T5-base models
+Released artifacts (docs/method.md): T5-base models
 `kiyam/ddro-{msmarco,nq}-{pq,tu}` and docid tables in the dataset `kiyam/ddro-docids`, one
 document a line, `[docid]<TAB>id,id,...`, the ids the model's own decoder token ids:
 

@@ -6,7 +6,7 @@ BM25 top 1,000), or any TREC / MS MARCO run file a user gives. They are drawn fr
 document and never a document whose docid equals a relevant document's docid (a collision would
 make the pair contradict itself). Each negative is paired with the query's relevant documents in
 turn; with `per_positive`, `per_query` negatives are drawn for each relevant document (all
-distinct), so a query with many judged documents (NPL: 23 on average) uses every one of them.
+distinct), so a query with many judged documents uses every one of them.
 Where a band holds too few candidates, the missing draws are filled with the best-ranked
 candidates left in any band. Documents of a run file that the collection lacks are ignored.
 Drawing is seeded per query.
