@@ -149,10 +149,10 @@ def test_train_ddro_selects_on_validation_and_keeps_the_best_weights(tiny, tmp_p
     config = DDROConfig(epochs=4, batch_size=8, learning_rate=3e-3, per_query=4, eval_steps=2, patience=100,
                         validation_beams=4, bands=((1, 10), (11, 30)), band_proportions=(1, 1))
     summary = train_ddro(model, collection, config, tmp_path / "ddro")
-    history = summary["validation_history"]
-    assert summary["pairs"] > 0 and summary["steps"] > 0 and history[0][0] == 0 and len(history) > 2
+    history = summary.validation_history
+    assert summary.pairs > 0 and summary.steps > 0 and history[0][0] == 0 and len(history) > 2
     best_step, best = max(history, key=lambda h: (h[1], -h[0]))
-    assert summary["validation_score"] == best and summary["selected_step"] == best_step
+    assert summary.validation_score == best and summary.selected_step == best_step
     if best_step == 0:  # nothing beat the SFT weights: they are kept
         for a, b in zip(model.model.state_dict().values(), docid_model.model.state_dict().values()):
             assert torch.equal(a.cpu(), b.cpu())
@@ -170,13 +170,13 @@ def test_a_loaded_reference_trains_like_the_precomputed_one(tiny, tmp_path):
         summary = train_ddro(model, collection, config, tmp_path / str(precompute))
         results.append((summary, {k: v.cpu() for k, v in model.model.state_dict().items()}))
     (pre, pre_state), (loaded, loaded_state) = results
-    assert pre["steps"] == loaded["steps"] > 2 and pre["selected_step"] == loaded["selected_step"]
-    curve = [v for _, v in pre["validation_history"]]
+    assert pre.steps == loaded.steps > 2 and pre.selected_step == loaded.selected_step
+    curve = [v for _, v in pre.validation_history]
     # The curve must move, so that equal curves mean equal training. Whether a later step beats step 0
     # (so that the selected weights are trained ones) depends on the random initialisation, which
     # differs between transformers releases: with the floor (5.2) none does here.
     assert max(curve) - min(curve) > 1e-2
-    np.testing.assert_allclose(curve, [v for _, v in loaded["validation_history"]], atol=1e-4)
+    np.testing.assert_allclose(curve, [v for _, v in loaded.validation_history], atol=1e-4)
     for name, value in pre_state.items():
         torch.testing.assert_close(value, loaded_state[name], atol=1e-4, rtol=1e-3)
 
@@ -364,8 +364,8 @@ def test_validation_measure_is_the_named_ir_measure_of_the_sft_model_at_step_0(t
     qrels = {q.query_id: {docid_model.table.doc_ids[d]: 1 for d in positives[q.query_id]} for q in validation}
     expected = evaluate(run, qrels, [q.query_id for q in validation], ["nDCG"])["aggregate"]["nDCG"]
     summary = train_ddro(model, collection, config, tmp_path / "ddro")
-    assert summary["validation_measure"] == "nDCG"
-    assert summary["validation_history"][0][1] == pytest.approx(expected)
+    assert summary.validation_measure == "nDCG"
+    assert summary.validation_history[0][1] == pytest.approx(expected)
     assert 0 < expected != evaluate(run, qrels, [q.query_id for q in validation], ["RR@10"])["aggregate"]["RR@10"]
 
 

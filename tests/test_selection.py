@@ -86,11 +86,11 @@ def test_selection_on_the_held_out_pairs_loss_keeps_its_lowest(tiny, tmp_path, c
     config = DDROConfig(epochs=3, batch_size=8, learning_rate=3e-3, per_query=4, eval_steps=2, patience=100,
                         bands=((1, 10), (11, 30)), band_proportions=(1, 1), validation_measure=PAIR_LOSS)
     summary = train_ddro(model, bare, config, tmp_path / "ddro")
-    history = summary["validation_history"]
-    assert summary["validation_measure"] == PAIR_LOSS and len(history) > 2
+    history = summary.validation_history
+    assert summary.validation_measure == PAIR_LOSS and len(history) > 2
     assert history[0] == (0, pytest.approx(np.log(2)))  # policy = reference before training
     best_step, best = min(history, key=lambda h: (h[1], h[0]))
-    assert (summary["selected_step"], summary["validation_score"]) == (best_step, best)
+    assert (summary.selected_step, summary.validation_score) == (best_step, best)
     assert best < np.log(2) - 1e-3
     assert "selection reads held-out random spans" in capsys.readouterr().err  # a bare corpus says so
 
@@ -102,8 +102,8 @@ def test_without_validation_queries_the_last_weights_are_kept(tiny, tmp_path):
     config = DDROConfig(epochs=1, batch_size=8, learning_rate=3e-3, per_query=2, validation_fraction=0.0,
                         bands=((1, 10),), band_proportions=(1,))
     summary = train_ddro(model, collection, config, tmp_path / "ddro")
-    assert summary["validation_queries"] == 0 and summary["validation_measure"] is None
-    assert summary["selected_step"] == summary["steps"] > 0 and summary["validation_history"] == []
+    assert summary.validation_queries == 0 and summary.validation_measure is None
+    assert summary.selected_step == summary.steps > 0 and summary.validation_history == []
     changed = [not torch.equal(a.cpu(), b.cpu())
                for a, b in zip(model.model.state_dict().values(), docid_model.model.state_dict().values())]
     assert any(changed)

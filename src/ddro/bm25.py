@@ -54,7 +54,7 @@ class BM25Retriever:
         if not docs:
             raise ValueError("cannot index an empty document list")
         model = bm25s.BM25(k1=self.k1, b=self.b)
-        model.index(_tokenize([f"{d.title} {d.text}" for d in docs], self._stemmer), show_progress=False)
+        model.index(_tokenize([d.full_text for d in docs], self._stemmer), show_progress=False)
         self._model = model
         self._doc_ids = [d.doc_id for d in docs]
         return self

@@ -80,27 +80,21 @@ def cmd_inspect(args) -> int:
 
 
 def cmd_train_sft(args) -> int:
+    from ddro import recipes
     from ddro.collections import load_collection
     from ddro.docids import DocidTable
-    from ddro.models import build_docid_model
-    from ddro.outputs import check_output_dir
-    from ddro.training.sft import stage_examples_for, train_sft
+    from ddro.outputs import prepare_resumable_dir
 
     out = Path(args.out)
-    if not args.resume:
-        check_output_dir(out, args.overwrite)
     preset = preset_from_args(args)
     collection = load_collection(args.collection, args.test_fraction)
     table = DocidTable.load(args.docids)
-    if table.doc_ids != [d.doc_id for d in collection.docs]:
-        raise DdroError(f"{args.docids}: the docid table was built for another collection than {args.collection}")
+    recipes.check_documents(table.doc_ids, collection, args.docids, args.collection)
+    prepare_resumable_dir(out, args.overwrite, args.resume)
     start = time.perf_counter()
-    model = build_docid_model(preset, table, [f"{d.title} {d.text}" for d in collection.docs], args.seed)
-    examples = stage_examples_for(collection, model, preset, args.qg_model, out / "training", args.pseudo_queries_file)
-    timings = train_sft(model, examples, preset, out / "training", resume=args.resume)
-    model.save(out)
-    (out / "training" / "timings.json").write_text(json.dumps(timings, indent=2) + "\n")
-    counts = ", ".join(f"{name} {timings[name + '_examples']}" for name in ("index", "pseudo", "query"))
+    _, result = recipes.train_sft(collection, table, preset, recipes.SFTStage.in_folder(out), args.seed,
+                                  args.qg_model, args.pseudo_queries_file, resume=args.resume)
+    counts = ", ".join(f"{name} {stage.examples}" for name, stage in result.stages.items())
     print(f"train sft: preset={preset.name} examples: {counts}; {time.perf_counter() - start:.0f} s -> {out}")
     return 0
 
@@ -140,12 +134,6 @@ def add_ddro_options(parser) -> None:
     group.add_argument("--band-proportions", default="1,1,1", help="share of negatives from each band")
 
 
-def selection_summary(summary: dict) -> str:
-    if summary["validation_measure"] is None:
-        return f"no validation queries: weights of the last step ({summary['selected_step']})"
-    return f"validation {summary['validation_measure']} {summary['validation_score']:.3f} (step {summary['selected_step']})"
-
-
 def _pseudo_query_source_for_ddro(model, qg_model, pseudo_queries_file) -> None:
     """An explicit --qg-model or --pseudo-queries-file replaces the source the model recorded."""
     from ddro.training.instances import one_pseudo_query_source, record_pseudo_queries_file
@@ -160,28 +148,24 @@ def _pseudo_query_source_for_ddro(model, qg_model, pseudo_queries_file) -> None:
 
 
 def cmd_train_ddro(args) -> int:
+    from ddro import recipes
     from ddro.collections import load_collection
     from ddro.models import DocidModel
     from ddro.outputs import atomic_output_dir, check_output_dir
-    from ddro.training.ddro import train_ddro
 
     out = Path(args.out)
     check_output_dir(out, args.overwrite)
     config = dataclasses.replace(ddro_config_from_args(args), seed=args.seed)
     collection = load_collection(args.collection, args.test_fraction)
     model = DocidModel.load(args.model)
-    if model.table.doc_ids != [d.doc_id for d in collection.docs]:
-        raise DdroError(f"{args.model}: the model was trained for another collection than {args.collection}")
+    recipes.check_documents(model.table.doc_ids, collection, args.model, args.collection)
     check_split(model.split, collection.split, args.model, args.collection)
     _pseudo_query_source_for_ddro(model, args.qg_model, args.pseudo_queries_file)
     model.precision = args.precision or model.precision
     with atomic_output_dir(out, args.overwrite) as tmp:
-        summary = train_ddro(model, collection, config, tmp / "training")
-        model.save(tmp)
-        (tmp / "ddro_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    print(f"train ddro: {summary['pairs']} pairs from {summary['train_queries']} queries, {summary['steps']} steps, "
-          f"{selection_summary(summary)}; "
-          f"{summary['seconds']:.0f} s -> {out}")
+        result = recipes.train_ddro(model, collection, config, recipes.DDROStage.in_folder(tmp))
+    print(f"train ddro: {result.pairs} pairs from {result.train_queries} queries, {result.steps} steps, "
+          f"{result.selection()}; {result.seconds:.0f} s -> {out}")
     return 0
 
 

@@ -23,6 +23,11 @@ class Document(NamedTuple):
     text: str
     url: str = ""
 
+    @property
+    def full_text(self) -> str:
+        """Title and text joined by one space: what BM25, TF-IDF and the models read of a document."""
+        return f"{self.title} {self.text}"
+
 
 class Query(NamedTuple):
     query_id: str

@@ -103,6 +103,10 @@ class DDROConfig:
     validation_beams: int = 20
     seed: int = 0
 
+    def record(self) -> dict:
+        """The settings the phase ran with, as `ddro_summary.json` keeps them for `--resume` to compare."""
+        return asdict(self)
+
     def negatives(self) -> NegativeConfig:
         return NegativeConfig(self.per_query, tuple(self.bands), tuple(self.band_proportions), self.per_positive,
                               self.seed)
@@ -340,8 +344,36 @@ def search_measure(retriever, validation, positives, measure: str, beams: int):
     return score
 
 
-def train_ddro(docid_model, collection, config: DDROConfig, out_dir) -> dict:
-    """Run the DDRO phase on `docid_model` in place; returns a summary (timings, pairs, selection)."""
+@dataclass
+class DDROResult:
+    """The DDRO phase's summary: its pairs, the selected step and its score, its seconds, and the
+    settings it ran with (`config`, which `--resume` compares)."""
+    pairs: int
+    train_queries: int
+    validation_queries: int
+    selected_step: int
+    validation_measure: str | None
+    validation_score: float | None
+    validation_history: list
+    steps: int
+    mining_seconds: float
+    reference_seconds: float
+    training_seconds: float
+    seconds: float
+    config: dict
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def selection(self) -> str:
+        """One phrase saying which weights were kept and why."""
+        if self.validation_measure is None:
+            return f"no validation queries: weights of the last step ({self.selected_step})"
+        return f"validation {self.validation_measure} {self.validation_score:.3f} (step {self.selected_step})"
+
+
+def train_ddro(docid_model, collection, config: DDROConfig, out_dir) -> DDROResult:
+    """Run the DDRO phase on `docid_model` in place."""
     from ddro.retrieval import GenerativeRetriever
 
     start = time.perf_counter()
@@ -397,13 +429,12 @@ def train_ddro(docid_model, collection, config: DDROConfig, out_dir) -> dict:
         docid_model.model.load_state_dict(selection.best_state)
     docid_model.model.eval()
     done = time.perf_counter()
-    return {
-        "pairs": len(pairs), "train_queries": len(train_queries), "validation_queries": len(validation),
-        "selected_step": selection.best_step if selection else trainer.state.global_step,
-        "validation_measure": measure, "validation_score": selection.best if selection else None,
-        "validation_history": selection.history if selection else [], "steps": trainer.state.global_step,
-        "mining_seconds": round(mined - start, 2), "reference_seconds": round(referenced - mined, 2),
-        "training_seconds": round(done - referenced, 2), "seconds": round(done - start, 2),
-        "config": asdict(config),
-    }
-
+    return DDROResult(
+        pairs=len(pairs), train_queries=len(train_queries), validation_queries=len(validation),
+        selected_step=selection.best_step if selection else trainer.state.global_step,
+        validation_measure=measure, validation_score=selection.best if selection else None,
+        validation_history=selection.history if selection else [], steps=trainer.state.global_step,
+        mining_seconds=round(mined - start, 2), reference_seconds=round(referenced - mined, 2),
+        training_seconds=round(done - referenced, 2), seconds=round(done - start, 2),
+        config=config.record(),
+    )

@@ -14,6 +14,7 @@ import json
 import shutil
 import sys
 import time
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -157,10 +158,37 @@ def _load_weights(model, folder: Path) -> None:
     model.load_state_dict(state, strict=False)  # strict would count the tied keys left out
 
 
-def train_sft(docid_model, stage_examples: dict, preset, out_dir: Path, resume: bool = False, **overrides) -> dict:
-    """Run the stages in order; returns `{"<stage>_seconds": ..., "<stage>_examples": ...}`."""
+@dataclass
+class StageResult:
+    examples: int
+    replayed: int
+    seconds: float
+
+
+@dataclass
+class SFTResult:
+    """What each SFT stage trained on (examples, of which replayed) and its seconds."""
+    stages: dict[str, StageResult]
+
+    @property
+    def training_seconds(self) -> float:
+        return sum(stage.seconds for stage in self.stages.values())
+
+    def to_dict(self) -> dict:
+        """The file form: `<stage>_examples`, `<stage>_replayed` and `<stage>_seconds` of each stage."""
+        return {f"{name}_{key}": value for name, stage in self.stages.items() for key, value in asdict(stage).items()}
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "SFTResult":
+        return cls({name: StageResult(*(values[f"{name}_{f.name}"] for f in fields(StageResult)))
+                    for name in STAGES if f"{name}_examples" in values})
+
+
+def train_sft(docid_model, stage_examples: dict, preset, out_dir: Path, resume: bool = False,
+              **overrides) -> SFTResult:
+    """Run the stages in order."""
     out_dir = Path(out_dir)
-    timings: dict = {}
+    result = SFTResult({})
     earlier: list = []
     for name in STAGES:
         own = stage_examples.get(name) or []
@@ -170,14 +198,12 @@ def train_sft(docid_model, stage_examples: dict, preset, out_dir: Path, resume: 
         stage = preset.stage(name)
         stage_dir = out_dir / "stages" / name
         final = stage_dir / "final"
-        timings[f"{name}_examples"] = len(examples)
-        timings[f"{name}_replayed"] = len(examples) - len(own)
+        done = result.stages[name] = StageResult(len(examples), len(examples) - len(own), 0.0)
         if resume and (stage_dir / "done.json").is_file():
             _load_weights(docid_model.model, final)
-            timings[f"{name}_seconds"] = json.loads((stage_dir / "done.json").read_text())["seconds"]
+            done.seconds = json.loads((stage_dir / "done.json").read_text())["seconds"]
             continue
         if not examples or stage.epochs <= 0:
-            timings[f"{name}_seconds"] = 0.0
             continue
         start = time.perf_counter()
         trainer = DocidTrainer(
@@ -192,11 +218,11 @@ def train_sft(docid_model, stage_examples: dict, preset, out_dir: Path, resume: 
         docid_model.model.save_pretrained(final, safe_serialization=True)
         seconds = time.perf_counter() - start
         (stage_dir / "done.json").write_text(json.dumps({"seconds": seconds, "examples": len(examples)}) + "\n")
-        timings[f"{name}_seconds"] = round(seconds, 2)
+        done.seconds = round(seconds, 2)
         for checkpoint_dir in stage_dir.glob("checkpoint-*"):  # the stage is done: its resume points are not needed
             shutil.rmtree(checkpoint_dir, ignore_errors=True)
     docid_model.model.eval()
-    return timings
+    return result
 
 
 def replayed(earlier: list, n_own: int, ratio: float, seed: int) -> list:
@@ -234,4 +260,4 @@ def stage_examples_for(collection, docid_model, preset, qg_model: str | None = N
     }
 
 
-__all__ = ["train_sft", "stage_examples_for", "DocidCollator", "ExampleDataset", "DocidTrainer"]
+__all__ = ["train_sft", "SFTResult", "StageResult", "stage_examples_for", "DocidCollator", "ExampleDataset", "DocidTrainer"]
