@@ -18,17 +18,13 @@ def check_output_dir(out: Path, overwrite: bool) -> None:
         raise DdroError(f"{out}: folder exists and is not empty (pass --overwrite to replace it)")
 
 
-def prepare_resumable_dir(out: Path, overwrite: bool, resume: bool) -> None:
-    """Make `out` for a command that continues an interrupted folder in place (`--resume`): an
-    existing folder is refused unless continued, or emptied with `overwrite`."""
+def check_resumable_dir(out: Path, overwrite: bool, resume: bool) -> None:
+    """`check_output_dir` for a command that can continue an interrupted folder in place (`--resume`)."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise DdroError(f"{out}: exists and is not a folder")
     if out.is_dir() and any(out.iterdir()) and not (resume or overwrite):
         raise DdroError(f"{out}: folder exists and is not empty (pass --resume to continue it or --overwrite)")
-    if overwrite and not resume and out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
 
 
 @contextmanager

@@ -15,14 +15,16 @@ from __future__ import annotations
 
 import json
 import platform
+import shutil
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from ddro.bm25 import DEFAULT_STEMMER
 from ddro.errors import DdroError
 from ddro.models.presets import Preset
+from ddro.runs import DEFAULT_K
 from ddro.training.ddro import DDROConfig
 
 
@@ -35,7 +37,7 @@ class RunConfig:
     test_fraction: float | None = None
     qg_model: str | None = None
     pseudo_queries_file: str | None = None
-    k: int = 100
+    k: int = DEFAULT_K
     beams: int | None = None
     # Widen the beam to k (as `ddro search`): a beam of B ranks at most B documents, so R@k needs B >= k.
     beams_at_least_k: bool = True
@@ -44,6 +46,11 @@ class RunConfig:
     overwrite: bool = False
     bm25_stemmer: str = DEFAULT_STEMMER
     ddro: DDROConfig | None = None
+
+    def record(self) -> dict:
+        """`config.json`'s "run": the preset by name, the DDRO settings as the phase records them."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        return values | {"preset": self.preset.name, "ddro": self.ddro.record() if self.ddro else None}
 
 
 def versions() -> dict:
@@ -104,13 +111,16 @@ def run_pipeline(config: RunConfig) -> dict:
     from ddro.docids import build_docids
     from ddro.docids.schemes import COMPUTED
     from ddro.evaluation import evaluate, json_text, paired_tests, write_report
-    from ddro.outputs import atomic_files, atomic_write_text, prepare_resumable_dir
-    from ddro.retrieval import GenerativeRetriever
+    from ddro.outputs import atomic_files, atomic_write_text, check_resumable_dir
+    from ddro.retrieval import GenerativeRetriever, beam_width
     from ddro.runs import write_trec_run
 
     load_stemmer(config.bm25_stemmer)  # an unknown name fails before anything is built
     out = Path(config.out)
-    prepare_resumable_dir(out, config.overwrite, config.resume)
+    check_resumable_dir(out, config.overwrite, config.resume)
+    if config.overwrite and not config.resume and out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
     preset = config.preset
     collection = load_collection(config.collection, config.test_fraction)
@@ -130,7 +140,7 @@ def run_pipeline(config: RunConfig) -> dict:
         # A model trained on another split would be tested on queries it trained on.
         check_split(json.loads((out / "config.json").read_text()).get("split"), collection.split, out, config.collection)
     atomic_write_text(out / "config.json", json.dumps({
-        "run": asdict(config) | {"preset": preset.name}, "preset": preset.to_dict(), "docids": docid_config.recorded(),
+        "run": config.record(), "preset": preset.to_dict(), "docids": docid_config.recorded(),
         "collection": collection.describe(), "split": collection.split.record(), "versions": versions(),
     }, indent=2) + "\n")
 
@@ -156,7 +166,7 @@ def run_pipeline(config: RunConfig) -> dict:
         docid_model, sft_result = recipes.train_sft(
             collection, table, preset, recipes.SFTStage(out / "model", out / "training", out / "sft_timings.json"),
             config.seed, config.qg_model, config.pseudo_queries_file, resume=config.resume)
-    beams = max(config.beams or preset.beams, config.k if config.beams_at_least_k else 1)
+    beams = beam_width(config.beams or preset.beams, config.k, config.beams_at_least_k)
     with timed(timings, "search"):
         runs["sft"] = GenerativeRetriever(docid_model).search(test_queries, k=config.k, num_beams=beams)
         write_trec_run(runs["sft"], runs_dir / "sft.trec", "sft")

@@ -74,10 +74,10 @@ class DDROStage:
 
 
 def train_sft(collection, table, preset, stage: SFTStage, seed: int, qg_model: str | None = None,
-              pseudo_queries_file: str | None = None, resume: bool = False):
+              pseudo_queries_file: str | None = None, resume: bool = False, config=None):
     """`(model, SFTResult)`: the preset's model on `table`, trained by SFT's three stages and saved.
 
-    With `resume` a complete stage is loaded (to search and train on at the preset's precision)
+    `config` is the stages' `SFTConfig` (default: its defaults). With `resume` a complete stage is loaded (to search and train on at the preset's precision)
     and an interrupted one continues from its last finished SFT stage.
     """
     from ddro.models import DocidModel, build_docid_model
@@ -90,7 +90,7 @@ def train_sft(collection, table, preset, stage: SFTStage, seed: int, qg_model: s
     docid_model = build_docid_model(preset, table, [d.full_text for d in collection.docs], seed)
     examples = sft.stage_examples_for(collection, docid_model, preset, qg_model, stage.training_dir,
                                       pseudo_queries_file)
-    result = sft.train_sft(docid_model, examples, preset, stage.training_dir, resume=resume)
+    result = sft.train_sft(docid_model, examples, preset, stage.training_dir, resume=resume, config=config)
     docid_model.save(stage.model_dir)
     atomic_write_text(stage.result_file, json.dumps(result.to_dict(), indent=2) + "\n")
     return docid_model, result

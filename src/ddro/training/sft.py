@@ -14,15 +14,17 @@ import json
 import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
 import torch
-from transformers import Trainer, TrainingArguments
+from transformers import Trainer
+from transformers.trainer_utils import SaveStrategy, SchedulerType
 
 from ddro.models.presets import STAGES
 from ddro.precision import DEFAULT_PRECISION, autocast, check_precision
+from ddro.training.arguments import DdroTrainingArguments
 
 
 class ExampleDataset(torch.utils.data.Dataset):
@@ -116,21 +118,24 @@ class DocidTrainer(Trainer):
         return super().create_optimizer(*args, **kwargs)
 
 
-def training_arguments(stage_dir: Path, stage, seed: int, **overrides) -> TrainingArguments:
-    """The Trainer's settings; its own mixed precision stays off whatever `ACCELERATE_MIXED_PRECISION`
-    (`accelerate launch --mixed_precision`) says: `DocidTrainer` applies the model's precision."""
-    on_gpu = torch.cuda.is_available()
-    values = dict(
-        output_dir=str(stage_dir), num_train_epochs=stage.epochs, learning_rate=stage.learning_rate,
-        per_device_train_batch_size=stage.batch_size, lr_scheduler_type="linear", warmup_steps=0.05,
-        weight_decay=0.01, max_grad_norm=1.0, logging_steps=50, save_strategy="epoch", save_total_limit=1,
-        seed=seed, data_seed=seed, report_to="none", bf16=False, fp16=False,
-        remove_unused_columns=False, dataloader_num_workers=0, dataloader_pin_memory=on_gpu, disable_tqdm=False,
-        train_sampling_strategy="group_by_length",
-    )
-    args = TrainingArguments(**(values | overrides))
-    args.mixed_precision = "no"  # read from the environment when bf16 and fp16 are off
-    return args
+@dataclass
+class SFTConfig(DdroTrainingArguments):
+    """The Trainer settings of SFT's stages; each stage takes its epochs, learning rate and batch size
+    from the preset (`for_stage`)."""
+    lr_scheduler_type: SchedulerType | str = field(default="linear", metadata={"help": "learning-rate schedule"})
+    warmup_steps: float = field(default=0.05, metadata={
+        "help": "warm-up steps, or below 1 the fraction of a stage's steps"})
+    logging_steps: float = field(default=50, metadata={"help": "steps between the Trainer's logs"})
+    save_strategy: SaveStrategy | str = field(default="epoch", metadata={
+        "help": "when a stage saves the checkpoint an interrupted stage resumes from"})
+    train_sampling_strategy: str = field(default="group_by_length", metadata={
+        "help": "batches of examples of similar length (titles and queries are short: less padding)"})
+
+    def for_stage(self, stage_dir: Path, stage, seed: int) -> "SFTConfig":
+        """These settings with one stage's folder, epochs, learning rate and batch size, and the preset's seed."""
+        return replace(self, output_dir=str(stage_dir), num_train_epochs=stage.epochs,
+                       learning_rate=stage.learning_rate, per_device_train_batch_size=stage.batch_size,
+                       seed=seed, data_seed=seed)
 
 
 def _load_weights(model, folder: Path) -> None:
@@ -185,9 +190,10 @@ class SFTResult:
 
 
 def train_sft(docid_model, stage_examples: dict, preset, out_dir: Path, resume: bool = False,
-              **overrides) -> SFTResult:
-    """Run the stages in order."""
+              config: SFTConfig | None = None) -> SFTResult:
+    """Run the stages in order, on `config`'s Trainer settings (default: `SFTConfig()`)."""
     out_dir = Path(out_dir)
+    config = config or SFTConfig()
     result = SFTResult({})
     earlier: list = []
     for name in STAGES:
@@ -207,7 +213,7 @@ def train_sft(docid_model, stage_examples: dict, preset, out_dir: Path, resume: 
             continue
         start = time.perf_counter()
         trainer = DocidTrainer(
-            model=docid_model.model, args=training_arguments(stage_dir, stage, preset.seed, **overrides),
+            model=docid_model.model, args=config.for_stage(stage_dir, stage, preset.seed),
             train_dataset=ExampleDataset(examples, docid_model), data_collator=DocidCollator(docid_model),
             encoder_lr_scale=preset.encoder_lr_scale if docid_model.architecture == "minilm-warm" else 1.0,
             precision=docid_model.precision,
@@ -260,4 +266,4 @@ def stage_examples_for(collection, docid_model, preset, qg_model: str | None = N
     }
 
 
-__all__ = ["train_sft", "SFTResult", "StageResult", "stage_examples_for", "DocidCollator", "ExampleDataset", "DocidTrainer"]
+__all__ = ["train_sft", "SFTConfig", "SFTResult", "StageResult", "stage_examples_for", "DocidCollator", "ExampleDataset", "DocidTrainer"]
