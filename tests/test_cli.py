@@ -108,13 +108,71 @@ def test_every_dataclass_option_states_its_default():
     import dataclasses
 
     from ddro.cli import add_dataclass_options
-    from ddro.training.ddro import DDROConfig
+    from ddro.docids import DocidConfig
 
     parser = argparse.ArgumentParser()
-    skip = ("bands", "band_proportions", "seed")  # as `ddro train ddro` does: parsed by hand
-    add_dataclass_options(parser, DDROConfig, skip=skip)
+    add_dataclass_options(parser, DocidConfig, skip=("scheme",))
     options = {a.dest: a for a in parser._actions if a.dest != "help"}
-    assert set(options) == {f.name for f in dataclasses.fields(DDROConfig)} - set(skip)
+    assert set(options) == {f.name for f in dataclasses.fields(DocidConfig)} - {"scheme"}
     assert all("(default: " in a.help for a in options.values())
-    assert options["dropout"].help.endswith("(default: off)")
-    assert options["precompute_ref_log_probs"].help == "(default: on)"
+
+
+def ddro_parser():
+    from ddro.cli import build_parser
+
+    parser = build_parser()
+    train = next(a for a in parser._actions if a.dest == "command").choices["train"]
+    return next(a for a in train._actions if a.dest == "method").choices["ddro"]
+
+
+def test_every_ddro_config_field_is_an_option_stating_its_default():
+    import dataclasses
+
+    from ddro.training.ddro import DDROConfig
+
+    options = {a.dest: a for a in ddro_parser()._actions if a.dest != "help"}
+    assert {f.name for f in dataclasses.fields(DDROConfig) if f.init} - {"output_dir"} <= set(options)
+    assert all("(default: %(default)s)" in options[f.name].help for f in dataclasses.fields(DDROConfig)
+               if f.init and f.name != "output_dir")
+    # Today's flags of the phase still reach their fields.
+    for flag, field in (("--epochs", "num_train_epochs"), ("--batch-size", "per_device_train_batch_size"),
+                        ("--warmup-ratio", "warmup_steps"), ("--learning-rate", "learning_rate"),
+                        ("--band-proportions", "band_proportions"), ("--validation-measure", "validation_measure")):
+        assert flag in options[field].option_strings
+
+
+def test_train_ddro_parses_the_trainers_own_options_into_its_config():
+    from ddro.cli import build_parser, config_from_args
+    from ddro.training.ddro import DDROConfig
+
+    args = build_parser().parse_args(["train", "ddro", "--collection", "c", "--model", "m", "--out", "o",
+                                      "--gradient_accumulation_steps", "2", "--report_to", "none", "--epochs", "0.5",
+                                      "--bands", "1-10,11-40", "--band-proportions", "1,2", "--seed", "3"])
+    config = config_from_args(DDROConfig, args)
+    assert isinstance(config, DDROConfig)
+    assert config.gradient_accumulation_steps == 2 and config.report_to == [] and config.num_train_epochs == 0.5
+    assert config.band_ranges() == ((1, 10), (11, 40)) and config.proportions() == (1.0, 2.0)
+    assert config.seed == config.data_seed == 3 and config.mixed_precision == "no"
+    # The defaults are the phase's own, not TrainingArguments'.
+    default = config_from_args(DDROConfig, build_parser().parse_args(["train", "ddro", "--collection", "c", "--model",
+                                                                       "m", "--out", "o"]))
+    assert (default.learning_rate, default.per_device_train_batch_size, default.warmup_steps,
+            default.lr_scheduler_type.value, default.save_strategy.value, default.logging_steps) == (
+        1e-5, 16, 0.1, "cosine", "no", 12)
+
+
+def test_a_bad_ddro_setting_names_its_flag(beir_dir, tmp_path, capsys):
+    from ddro.errors import OptionError
+    from ddro.training.ddro import DDROConfig
+
+    with pytest.raises(OptionError, match="^band_proportions '1,x': expected numbers"):
+        DDROConfig(band_proportions="1,x")
+    out = tmp_path / "m"
+    assert main(["train", "ddro", "--collection", str(beir_dir), "--model", "m", "--out", str(out),
+                 "--band-proportions", "1,x"]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "ddro: error: --band-proportions '1,x': expected numbers like 1,1,1"]
+    assert main(["train", "ddro", "--collection", str(beir_dir), "--model", "m", "--out", str(out),
+                 "--epochs", "0"]) == 2
+    assert capsys.readouterr().err.strip() == "ddro: error: --epochs must be positive (got 0.0)"
+    assert not out.exists()

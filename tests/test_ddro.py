@@ -146,13 +146,13 @@ def test_an_sft_that_held_nothing_out_leaves_ddro_no_query_it_trained_on(tiny, t
 def test_train_ddro_selects_on_validation_and_keeps_the_best_weights(tiny, tmp_path):
     collection, docid_model = tiny
     model = copy.deepcopy(docid_model)
-    config = DDROConfig(epochs=4, batch_size=8, learning_rate=3e-3, per_query=4, eval_steps=2, patience=100,
-                        validation_beams=4, bands=((1, 10), (11, 30)), band_proportions=(1, 1))
+    config = DDROConfig(num_train_epochs=4, per_device_train_batch_size=8, learning_rate=3e-3, per_query=4, eval_steps=2, patience=100,
+                        validation_beams=4, bands="1-10,11-30", band_proportions="1,1")
     summary = train_ddro(model, collection, config, tmp_path / "ddro")
-    history = summary["validation_history"]
-    assert summary["pairs"] > 0 and summary["steps"] > 0 and history[0][0] == 0 and len(history) > 2
+    history = summary.validation_history
+    assert summary.pairs > 0 and summary.steps > 0 and history[0][0] == 0 and len(history) > 2
     best_step, best = max(history, key=lambda h: (h[1], -h[0]))
-    assert summary["validation_score"] == best and summary["selected_step"] == best_step
+    assert summary.validation_score == best and summary.selected_step == best_step
     if best_step == 0:  # nothing beat the SFT weights: they are kept
         for a, b in zip(model.model.state_dict().values(), docid_model.model.state_dict().values()):
             assert torch.equal(a.cpu(), b.cpu())
@@ -165,18 +165,18 @@ def test_a_loaded_reference_trains_like_the_precomputed_one(tiny, tmp_path):
     results = []
     for precompute in (True, False):
         model = copy.deepcopy(docid_model)
-        config = DDROConfig(epochs=2, batch_size=8, learning_rate=3e-3, per_query=2, eval_steps=2, patience=100,
+        config = DDROConfig(num_train_epochs=2, per_device_train_batch_size=8, learning_rate=3e-3, per_query=2, eval_steps=2, patience=100,
                             validation_beams=4, validation_measure="loss", precompute_ref_log_probs=precompute)
         summary = train_ddro(model, collection, config, tmp_path / str(precompute))
         results.append((summary, {k: v.cpu() for k, v in model.model.state_dict().items()}))
     (pre, pre_state), (loaded, loaded_state) = results
-    assert pre["steps"] == loaded["steps"] > 2 and pre["selected_step"] == loaded["selected_step"]
-    curve = [v for _, v in pre["validation_history"]]
+    assert pre.steps == loaded.steps > 2 and pre.selected_step == loaded.selected_step
+    curve = [v for _, v in pre.validation_history]
     # The curve must move, so that equal curves mean equal training. Whether a later step beats step 0
     # (so that the selected weights are trained ones) depends on the random initialisation, which
     # differs between transformers releases: with the floor (5.2) none does here.
     assert max(curve) - min(curve) > 1e-2
-    np.testing.assert_allclose(curve, [v for _, v in loaded["validation_history"]], atol=1e-4)
+    np.testing.assert_allclose(curve, [v for _, v in loaded.validation_history], atol=1e-4)
     for name, value in pre_state.items():
         torch.testing.assert_close(value, loaded_state[name], atol=1e-4, rtol=1e-3)
 
@@ -186,9 +186,6 @@ def test_training_raises_chosen_minus_rejected(tiny, tmp_path, encoder_lr_scale)
     """A few steps raise the margin; with `encoder_lr_scale=0` the decoder alone learns it: the
     encoder's layers stay, while T5's shared embedding, the (tied) output head, moves its docid rows."""
     from ddro.training.ddro import DDROTrainer, precompute_reference
-    from ddro.training.sft import training_arguments
-    from ddro.models.presets import StageConfig
-
     collection, docid_model = tiny
     model = copy.deepcopy(docid_model)
     encoder_before = {k: v.clone() for k, v in model.model.encoder.state_dict().items() if k != "embed_tokens.weight"}
@@ -205,10 +202,10 @@ def test_training_raises_chosen_minus_rejected(tiny, tmp_path, encoder_lr_scale)
         return float((chosen - rejected).mean())
 
     before = margin()
-    args = training_arguments(tmp_path / "t", StageConfig(5, 3e-3, 10), 0, save_strategy="no", disable_tqdm=True,
-                              lr_scheduler_type="cosine", train_sampling_strategy="random")
-    trainer = DDROTrainer(model=model.model, args=args, train_dataset=dataset, data_collator=pair_collator(model),
-                          ddro_config=DDROConfig(encoder_lr_scale=encoder_lr_scale))
+    args = DDROConfig(output_dir=str(tmp_path / "t"), num_train_epochs=5, learning_rate=3e-3,
+                      per_device_train_batch_size=10, warmup_steps=0.05, logging_steps=50, disable_tqdm=True,
+                      encoder_lr_scale=encoder_lr_scale)
+    trainer = DDROTrainer(model=model.model, args=args, train_dataset=dataset, data_collator=pair_collator(model))
     trainer.train()
     assert margin() > before + 1.0
     logged = [h for h in trainer.state.log_history if "rewards/margins" in h]
@@ -341,18 +338,15 @@ def test_rewards_start_at_zero_because_dropout_is_off(tiny, tmp_path, dropout):
     """Before any update the policy is the reference: with dropout off (the default) every reward is
     exactly 0 and the loss log 2, although the Trainer has put the model in training mode."""
     from ddro.training.ddro import DDROTrainer, precompute_reference
-    from ddro.training.sft import training_arguments
-    from ddro.models.presets import StageConfig
-
     collection, docid_model = tiny
     model = copy.deepcopy(docid_model)
     assert any(isinstance(m, torch.nn.Dropout) and m.p > 0 for m in model.model.modules())
     pairs = [Pair("q", collection.docs[i].title, i, (i + 11) % 30) for i in range(30)]
     dataset = PairDataset(pairs, model)
     precompute_reference(model, dataset)
-    args = training_arguments(tmp_path / "t", StageConfig(1, 1e-3, 30), 0, save_strategy="no", disable_tqdm=True)
-    trainer = DDROTrainer(model=model.model, args=args, train_dataset=dataset, data_collator=pair_collator(model),
-                          ddro_config=DDROConfig(dropout=dropout))
+    args = DDROConfig(output_dir=str(tmp_path / "t"), num_train_epochs=1, learning_rate=1e-3,
+                      per_device_train_batch_size=30, disable_tqdm=True, dropout=dropout)
+    trainer = DDROTrainer(model=model.model, args=args, train_dataset=dataset, data_collator=pair_collator(model))
     model.model.train()
     torch.manual_seed(0)
     with torch.no_grad():
@@ -374,15 +368,15 @@ def test_validation_measure_is_the_named_ir_measure_of_the_sft_model_at_step_0(t
     # The beam covers the corpus, so every relevant document is ranked: uncut nDCG is above 0 and
     # differs from RR@10 (both 0 with an untrained model's top few made the check vacuous, now and then).
     beams = len(collection.docs)
-    config = DDROConfig(epochs=0.01, batch_size=8, per_query=2, validation_beams=beams, validation_measure="nDCG",
-                        bands=((1, 10),), band_proportions=(1,))
+    config = DDROConfig(num_train_epochs=0.01, per_device_train_batch_size=8, per_query=2, validation_beams=beams, validation_measure="nDCG",
+                        bands="1-10", band_proportions="1")
     _, validation, positives = training_queries(collection, model, config)
     run = GenerativeRetriever(docid_model).search(validation, k=beams, num_beams=beams, progress=False)
     qrels = {q.query_id: {docid_model.table.doc_ids[d]: 1 for d in positives[q.query_id]} for q in validation}
     expected = evaluate(run, qrels, [q.query_id for q in validation], ["nDCG"])["aggregate"]["nDCG"]
     summary = train_ddro(model, collection, config, tmp_path / "ddro")
-    assert summary["validation_measure"] == "nDCG"
-    assert summary["validation_history"][0][1] == pytest.approx(expected)
+    assert summary.validation_measure == "nDCG"
+    assert summary.validation_history[0][1] == pytest.approx(expected)
     assert 0 < expected != evaluate(run, qrels, [q.query_id for q in validation], ["RR@10"])["aggregate"]["RR@10"]
 
 

@@ -6,10 +6,8 @@ import copy
 import pytest
 import torch
 
-from ddro.models.presets import StageConfig
 from ddro.training.ddro import DDROConfig, DDROTrainer, PairDataset, pair_collator
 from ddro.training.negatives import Pair
-from ddro.training.sft import training_arguments
 
 from conftest import on_model_device
 from test_ddro import plain_logp
@@ -40,9 +38,10 @@ def test_trainer_ipo_loss_is_the_formula_on_per_token_averages(tiny, tmp_path, r
             h = (terms[0][0] - terms[0][1]) - (terms[1][0] - terms[1][1])
             plain.append((h - 1 / (2 * beta)) ** 2)
     batch["ref_logps"] = torch.tensor(sums).view(-1, 2)  # what precompute_reference stores: sums
-    trainer = DDROTrainer(model=model.model, args=training_arguments(tmp_path, StageConfig(1, 1e-5, 4), 0),
+    trainer = DDROTrainer(model=model.model,
+                          args=DDROConfig(output_dir=str(tmp_path), per_device_train_batch_size=4, beta=beta,
+                                          loss_type="ipo"),
                           train_dataset=dataset, data_collator=pair_collator(model),
-                          ddro_config=DDROConfig(beta=beta, loss_type="ipo"),
                           ref_model=frozen if reference == "copy" else None)
     with torch.no_grad():
         loss = trainer.compute_loss(model.model, on_model_device(batch, model.model))

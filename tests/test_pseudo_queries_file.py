@@ -10,7 +10,7 @@ from ddro.cli import main
 from ddro.collections import PseudoQuery
 from ddro.errors import DdroError
 from ddro.models import DocidModel, get_preset
-from ddro.training.ddro import DDROConfig, training_queries
+from ddro.training.ddro import DDROConfig, DDROResult, training_queries
 from ddro.training.instances import file_pseudo_queries, file_sha256
 from ddro.training.sft import stage_examples_for
 
@@ -112,8 +112,9 @@ def test_train_ddro_reads_the_recorded_file_unless_told_otherwise(tiny, tmp_path
         if docid_model.pseudo_queries_file:
             train, validation, _ = training_queries(collection, docid_model, config)
             seen.append({q.text for q in train + validation if isinstance(q, PseudoQuery)})
-        return {"pairs": 1, "train_queries": 1, "steps": 0, "validation_measure": None, "selected_step": 0,
-                "seconds": 0.0}
+        return DDROResult(pairs=1, train_queries=1, validation_queries=0, selected_step=0, validation_measure=None,
+                          validation_score=None, validation_history=[], steps=0, mining_seconds=0.0,
+                          reference_seconds=0.0, training_seconds=0.0, seconds=0.0, config=config.record())
 
     monkeypatch.setattr(ddro_phase, "train_ddro", fake_train_ddro)
     common = ["train", "ddro", "--collection", str(beir), "--test-fraction", "0.3", "--model", str(tmp_path / "sft"),

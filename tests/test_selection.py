@@ -84,14 +84,14 @@ def test_selection_on_the_held_out_pairs_loss_keeps_its_lowest(tiny, tmp_path, c
     collection, docid_model = tiny
     bare = bare_corpus(collection)
     model = copy.deepcopy(docid_model)
-    config = DDROConfig(epochs=3, batch_size=8, learning_rate=3e-3, per_query=4, eval_steps=2, patience=100,
-                        bands=((1, 10), (11, 30)), band_proportions=(1, 1), validation_measure=PAIR_LOSS)
+    config = DDROConfig(num_train_epochs=3, per_device_train_batch_size=8, learning_rate=3e-3, per_query=4, eval_steps=2, patience=100,
+                        bands="1-10,11-30", band_proportions="1,1", validation_measure=PAIR_LOSS)
     summary = train_ddro(model, bare, config, tmp_path / "ddro")
-    history = summary["validation_history"]
-    assert summary["validation_measure"] == PAIR_LOSS and len(history) > 2
+    history = summary.validation_history
+    assert summary.validation_measure == PAIR_LOSS and len(history) > 2
     assert history[0] == (0, pytest.approx(np.log(2)))  # policy = reference before training
     best_step, best = min(history, key=lambda h: (h[1], h[0]))
-    assert (summary["selected_step"], summary["validation_score"]) == (best_step, best)
+    assert (summary.selected_step, summary.validation_score) == (best_step, best)
     assert best < np.log(2) - 1e-3
     warned = [r for r in caplog.records if r.levelno == logging.WARNING and r.name == "ddro.training.ddro"]
     assert len(warned) == 1 and "selection reads held-out random spans" in warned[0].message  # a bare corpus says so
@@ -101,11 +101,11 @@ def test_without_validation_queries_the_last_weights_are_kept(tiny, tmp_path, ca
     """`--validation-fraction 0` trains without selection; it used to keep the SFT weights silently."""
     collection, docid_model = tiny
     model = copy.deepcopy(docid_model)
-    config = DDROConfig(epochs=1, batch_size=8, learning_rate=3e-3, per_query=2, validation_fraction=0.0,
-                        bands=((1, 10),), band_proportions=(1,))
+    config = DDROConfig(num_train_epochs=1, per_device_train_batch_size=8, learning_rate=3e-3, per_query=2, validation_fraction=0.0,
+                        bands="1-10", band_proportions="1")
     summary = train_ddro(model, collection, config, tmp_path / "ddro")
-    assert summary["validation_queries"] == 0 and summary["validation_measure"] is None
-    assert summary["selected_step"] == summary["steps"] > 0 and summary["validation_history"] == []
+    assert summary.validation_queries == 0 and summary.validation_measure is None
+    assert summary.selected_step == summary.steps > 0 and summary.validation_history == []
     assert [r.message for r in caplog.records if r.levelno == logging.WARNING] == [
         "train ddro: no validation queries, so no selection: the last weights are kept"]
     changed = [not torch.equal(a.cpu(), b.cpu())
@@ -123,7 +123,7 @@ def test_a_pair_loss_with_no_validation_pairs_is_one_clear_error(tiny, tmp_path)
     _, validation, _ = training_queries(collection, docid_model, DDROConfig(pseudo_queries=0))
     run.write_text("".join(line for line in run.read_text().splitlines(keepends=True)
                            if line.split()[0] not in {q.query_id for q in validation}))
-    config = DDROConfig(epochs=1, batch_size=8, per_query=2, pseudo_queries=0, negatives_run=str(run),
-                        bands=((1, 10),), band_proportions=(1,), validation_measure=PAIR_LOSS)
+    config = DDROConfig(num_train_epochs=1, per_device_train_batch_size=8, per_query=2, pseudo_queries=0, negatives_run=str(run),
+                        bands="1-10", band_proportions="1", validation_measure=PAIR_LOSS)
     with pytest.raises(DdroError, match=f"no pairs for the {len(validation)} validation queries"):
         train_ddro(copy.deepcopy(docid_model), collection, config, tmp_path / "ddro")

@@ -19,7 +19,7 @@ from ddro.retrieval import GenerativeRetriever
 from ddro.training.ddro import DDROConfig, DDROTrainer, PairDataset, pair_collator, precompute_reference
 from ddro.training.negatives import Pair
 from ddro.training.selection import PairLoss
-from ddro.training.sft import DocidTrainer, train_sft, training_arguments
+from ddro.training.sft import DocidTrainer, SFTConfig, train_sft
 
 from conftest import write_beir, write_tiny_t5
 
@@ -42,7 +42,7 @@ def pq_model(paper, **preset_fields):
 # --- item 2: DDRO's parameter groups --------------------------------------------------------
 
 def optimizer_groups(docid_model, encoder_lr_scale):
-    args = training_arguments("unused", StageConfig(1, 1e-3, 4), 0, save_strategy="no")
+    args = SFTConfig(save_strategy="no").for_stage("unused", StageConfig(1, 1e-3, 4), 0)
     trainer = DocidTrainer(model=docid_model.model, args=args, encoder_lr_scale=encoder_lr_scale)
     return [({id(p) for p in group["params"]}, group["lr"]) for group in trainer.create_optimizer().param_groups]
 
@@ -147,7 +147,7 @@ def test_a_model_scores_after_training_as_when_loaded_again(paper, tmp_path, mon
     model = pq_model(paper, precision="bf16")
     examples = [(d.title, i) for i, d in enumerate(collection.docs)]
     preset = replace(get_preset("tiny"), stages={name: StageConfig(1, 1e-3, 16) for name in ("index", "pseudo", "query")})
-    train_sft(model, {"index": examples}, preset, tmp_path / "training", disable_tqdm=True)
+    train_sft(model, {"index": examples}, preset, tmp_path / "training", config=SFTConfig(disable_tqdm=True))
     assert "_original_forward" not in vars(model.model)
     model.save(tmp_path / "m")
     loaded = DocidModel.load(tmp_path / "m")
@@ -167,10 +167,11 @@ def test_the_reference_equals_the_policy_at_step_0_under_bf16(paper, tmp_path):
     pairs = [Pair(f"q{i}", collection.docs[i].title, i, (i + 11) % 40) for i in range(16)]
     dataset = PairDataset(pairs, model)
     precompute_reference(model, dataset, batch_size=16)
-    args = training_arguments(tmp_path / "t", StageConfig(1, 1e-3, 16), 0, save_strategy="no", disable_tqdm=True,
-                              logging_steps=1, train_sampling_strategy="sequential")
+    args = DDROConfig(output_dir=str(tmp_path / "t"), num_train_epochs=1, learning_rate=1e-3,
+                      per_device_train_batch_size=16, disable_tqdm=True, logging_steps=1,
+                      train_sampling_strategy="sequential")
     trainer = DDROTrainer(model=model.model, args=args, train_dataset=dataset, data_collator=pair_collator(model),
-                          ddro_config=DDROConfig(), precision=model.precision)
+                          precision=model.precision)
     trainer.train()
     first = next(h for h in trainer.state.log_history if "rewards/chosen" in h)
     assert first["rewards/chosen"] == 0.0 and first["rewards/rejected"] == 0.0

@@ -11,7 +11,7 @@ from ddro.docids import DocidConfig, build_docids
 from ddro.errors import DdroError
 from ddro.models import build_docid_model, get_preset
 from ddro.training.instances import extractive_pseudo_queries, index_examples, pseudo_examples, query_examples
-from ddro.training.sft import stage_examples_for, train_sft
+from ddro.training.sft import SFTConfig, stage_examples_for, train_sft
 
 from conftest import on_model_device, write_beir, write_query_generator
 
@@ -79,7 +79,7 @@ def test_a_few_epochs_lower_the_loss_and_finished_stages_resume(setup, tmp_path)
     batch = DocidCollator(model)([ExampleDataset(examples["index"], model)[i] for i in range(16)])
     with torch.no_grad():
         before = model.model(**batch).loss.item()
-    timings = train_sft(model, examples, preset, tmp_path / "t", disable_tqdm=True)
+    timings = train_sft(model, examples, preset, tmp_path / "t", config=SFTConfig(disable_tqdm=True))
     with torch.no_grad():
         after = model.model(**on_model_device(batch, model.model)).loss.item()
     assert after < before - 0.5
@@ -87,7 +87,7 @@ def test_a_few_epochs_lower_the_loss_and_finished_stages_resume(setup, tmp_path)
     assert not list((tmp_path / "t" / "stages" / "index").glob("checkpoint-*"))
     fresh = build_docid_model(preset, table, [d.text for d in collection.docs], seed=0)
     resumed = train_sft(fresh, examples, preset, tmp_path / "t", resume=True)
-    assert resumed["index_seconds"] == pytest.approx(timings["index_seconds"], abs=0.01)
+    assert resumed.stages["index"].seconds == pytest.approx(timings.stages["index"].seconds, abs=0.01)
     for a, b in zip(model.model.state_dict().values(), fresh.model.state_dict().values()):
         assert torch.equal(a.cpu(), b.cpu())
 

@@ -13,8 +13,8 @@ from typing import Iterable
 import bm25s
 
 from ddro.collections.base import Document, Query
-from ddro.errors import DdroError
-from ddro.runs import Run
+from ddro.errors import OptionError
+from ddro.runs import DEFAULT_K, Run
 
 DEFAULT_STEMMER = "english"
 
@@ -26,8 +26,8 @@ def load_stemmer(name: str):
     import Stemmer
 
     if name not in Stemmer.algorithms():
-        raise DdroError(f"--bm25-stemmer {name!r}: unknown stemmer (none, or one of PyStemmer's: "
-                        f"{', '.join(Stemmer.algorithms())})")
+        raise OptionError("bm25_stemmer", f"{name!r}: unknown stemmer (none, or one of PyStemmer's: "
+                          f"{', '.join(Stemmer.algorithms())})")
     return Stemmer.Stemmer(name)
 
 
@@ -54,12 +54,12 @@ class BM25Retriever:
         if not docs:
             raise ValueError("cannot index an empty document list")
         model = bm25s.BM25(k1=self.k1, b=self.b)
-        model.index(_tokenize([f"{d.title} {d.text}" for d in docs], self._stemmer), show_progress=False)
+        model.index(_tokenize([d.full_text for d in docs], self._stemmer), show_progress=False)
         self._model = model
         self._doc_ids = [d.doc_id for d in docs]
         return self
 
-    def search(self, queries: Iterable[Query], k: int = 100) -> Run:
+    def search(self, queries: Iterable[Query], k: int = DEFAULT_K) -> Run:
         """The top `k` documents of each query (k capped at the collection size), best first.
 
         Every query gets exactly min(k, documents) entries, as bm25s returns them, including

@@ -8,14 +8,16 @@ status 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import json
 import sys
 import time
+import typing
 from pathlib import Path
 
 from ddro.collections.base import check_split
-from ddro.errors import DdroError
+from ddro.errors import DdroError, OptionError
 from ddro.logs import show_on_stderr
 
 
@@ -41,6 +43,45 @@ def add_dataclass_options(parser: argparse.ArgumentParser, cls, skip=()) -> None
             parser.add_argument(flag, type=kind, default=f.default, help=f"{help_text} (default: {f.default})".strip())
 
 
+def add_config_options(parser: argparse.ArgumentParser, cls, title: str, skip=()) -> None:
+    """The fields of a `TrainingArguments` config as options, each declared as `HfArgumentParser`
+    declares it (`--name`, `--name-with-dashes` and the field's `aliases`), in two groups: the
+    fields ddro declares (`title`) and the Trainer's own."""
+    from transformers import HfArgumentParser, TrainingArguments
+
+    hints = typing.get_type_hints(cls)
+    own = {name for klass in cls.__mro__ if issubclass(klass, TrainingArguments) and klass is not TrainingArguments
+           for name in vars(klass).get("__annotations__", {})}
+    groups = {True: parser.add_argument_group(title),
+              False: parser.add_argument_group("Trainer (transformers.TrainingArguments)")}
+    for f in dataclasses.fields(cls):
+        if not f.init or f.name in skip:
+            continue
+        option = copy.copy(f)  # HfArgumentParser rewrites the type it reads
+        option.type = hints[f.name]
+        option.metadata = {**f.metadata, "help": f"{f.metadata.get('help', '')} (default: %(default)s)".strip()}
+        HfArgumentParser._parse_dataclass_field(groups[f.name in own], option)
+
+
+def config_from_args(cls, args):
+    """`cls` from the parsed options named after its fields."""
+    return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if f.init and hasattr(args, f.name)})
+
+
+def flag_of(parser: argparse.ArgumentParser, field: str) -> str:
+    """The option a setting's field is given by (its last spelling: an alias or the dashed name),
+    searched through every subcommand."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                flag = flag_of(sub, field)
+                if flag:
+                    return flag
+        elif action.dest == field and action.option_strings:
+            return action.option_strings[-1]
+    return ""
+
+
 def _add_collection_options(parser, required: bool = True) -> None:
     parser.add_argument("--collection", required=required, metavar="SRC",
                         help="collection folder (BEIR, MS MARCO TSV, Cranfield/NPL/LISA) or irds:<id>")
@@ -56,7 +97,7 @@ def cmd_docids(args) -> int:
 
     out = Path(args.out)
     check_output_dir(out, args.overwrite)
-    config = DocidConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(DocidConfig)})
+    config = config_from_args(DocidConfig, args)
     collection = load_collection(args.collection, args.test_fraction)
     start = time.perf_counter()
     table = build_docids(collection, config)
@@ -81,70 +122,31 @@ def cmd_inspect(args) -> int:
 
 
 def cmd_train_sft(args) -> int:
+    from ddro import recipes
     from ddro.collections import load_collection
     from ddro.docids import DocidTable
-    from ddro.models import build_docid_model
-    from ddro.outputs import check_output_dir
-    from ddro.training.sft import stage_examples_for, train_sft
+    from ddro.outputs import check_resumable_dir
+    from ddro.training.sft import SFTConfig
 
     out = Path(args.out)
-    if not args.resume:
-        check_output_dir(out, args.overwrite)
+    check_resumable_dir(out, args.overwrite, args.resume)
     preset = preset_from_args(args)
     collection = load_collection(args.collection, args.test_fraction)
     table = DocidTable.load(args.docids)
-    if table.doc_ids != [d.doc_id for d in collection.docs]:
-        raise DdroError(f"{args.docids}: the docid table was built for another collection than {args.collection}")
+    recipes.check_documents(table.doc_ids, collection, args.docids, args.collection)
     start = time.perf_counter()
-    model = build_docid_model(preset, table, [f"{d.title} {d.text}" for d in collection.docs], args.seed)
-    examples = stage_examples_for(collection, model, preset, args.qg_model, out / "training", args.pseudo_queries_file)
-    timings = train_sft(model, examples, preset, out / "training", resume=args.resume)
-    model.save(out)
-    (out / "training" / "timings.json").write_text(json.dumps(timings, indent=2) + "\n")
-    counts = ", ".join(f"{name} {timings[name + '_examples']}" for name in ("index", "pseudo", "query"))
+    _, result = recipes.train_sft(collection, table, preset, recipes.SFTStage.in_folder(out), args.seed,
+                                  args.qg_model, args.pseudo_queries_file, resume=args.resume,
+                                  config=config_from_args(SFTConfig, args))
+    counts = ", ".join(f"{name} {stage.examples}" for name, stage in result.stages.items())
     print(f"train sft: preset={preset.name} examples: {counts}; {time.perf_counter() - start:.0f} s -> {out}")
     return 0
 
 
-def ddro_config_from_args(args):
-    import ir_measures
-
-    from ddro.bm25 import load_stemmer
-    from ddro.training.ddro import DDROConfig
-    from ddro.training.negatives import parse_bands
-    from ddro.training.selection import PAIR_LOSS
-
-    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(DDROConfig) if hasattr(args, f.name)}
-    load_stemmer(values["bm25_stemmer"])  # an unknown name fails here, before any training
-    values["bands"] = parse_bands(args.bands)
-    try:
-        values["band_proportions"] = tuple(float(x) for x in args.band_proportions.split(","))
-    except ValueError:
-        raise DdroError(f"--band-proportions {args.band_proportions!r}: expected numbers like 1,1,1") from None
-    try:
-        if args.validation_measure != PAIR_LOSS:
-            ir_measures.parse_measure(args.validation_measure)
-    except (NameError, ValueError, SyntaxError):  # what ir_measures raises for names it cannot read
-        raise DdroError(f"--validation-measure {args.validation_measure!r}: expected loss or an ir_measures measure (e.g. RR@10, nDCG@10)") from None
-    if len(values["band_proportions"]) != len(values["bands"]):
-        raise DdroError(f"--band-proportions gives {len(values['band_proportions'])} numbers for {len(values['bands'])} bands")
-    return DDROConfig(**values)
-
-
-def add_ddro_options(parser) -> None:
-    """The DDRO phase's settings, as one group of options."""
-    from ddro.training.ddro import DDROConfig
-
-    group = parser.add_argument_group("DDRO phase")
-    add_dataclass_options(group, DDROConfig, skip=("bands", "band_proportions", "seed"))
-    group.add_argument("--bands", default="1-100,101-500,501-1000", help="BM25 rank bands negatives come from")
-    group.add_argument("--band-proportions", default="1,1,1", help="share of negatives from each band")
-
-
-def selection_summary(summary: dict) -> str:
-    if summary["validation_measure"] is None:
-        return f"no validation queries: weights of the last step ({summary['selected_step']})"
-    return f"validation {summary['validation_measure']} {summary['validation_score']:.3f} (step {summary['selected_step']})"
+# `--seed` is the model's option under `ddro run`; each run sets the Trainer's folder.
+RUN_SKIPS = ("seed", "output_dir")
+# SFT's stages take their epochs, learning rate, batch size and seed from the preset.
+SFT_SKIPS = ("output_dir", "seed", "data_seed", "num_train_epochs", "learning_rate", "per_device_train_batch_size")
 
 
 def _pseudo_query_source_for_ddro(model, qg_model, pseudo_queries_file) -> None:
@@ -161,28 +163,25 @@ def _pseudo_query_source_for_ddro(model, qg_model, pseudo_queries_file) -> None:
 
 
 def cmd_train_ddro(args) -> int:
+    from ddro import recipes
     from ddro.collections import load_collection
     from ddro.models import DocidModel
     from ddro.outputs import atomic_output_dir, check_output_dir
-    from ddro.training.ddro import train_ddro
+    from ddro.training.ddro import DDROConfig
 
     out = Path(args.out)
     check_output_dir(out, args.overwrite)
-    config = dataclasses.replace(ddro_config_from_args(args), seed=args.seed)
+    config = config_from_args(DDROConfig, args)
     collection = load_collection(args.collection, args.test_fraction)
     model = DocidModel.load(args.model)
-    if model.table.doc_ids != [d.doc_id for d in collection.docs]:
-        raise DdroError(f"{args.model}: the model was trained for another collection than {args.collection}")
+    recipes.check_documents(model.table.doc_ids, collection, args.model, args.collection)
     check_split(model.split, collection.split, args.model, args.collection)
     _pseudo_query_source_for_ddro(model, args.qg_model, args.pseudo_queries_file)
     model.precision = args.precision or model.precision
     with atomic_output_dir(out, args.overwrite) as tmp:
-        summary = train_ddro(model, collection, config, tmp / "training")
-        model.save(tmp)
-        (tmp / "ddro_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    print(f"train ddro: {summary['pairs']} pairs from {summary['train_queries']} queries, {summary['steps']} steps, "
-          f"{selection_summary(summary)}; "
-          f"{summary['seconds']:.0f} s -> {out}")
+        result = recipes.train_ddro(model, collection, config, recipes.DDROStage.in_folder(tmp))
+    print(f"train ddro: {result.pairs} pairs from {result.train_queries} queries, {result.steps} steps, "
+          f"{result.selection()}; {result.seconds:.0f} s -> {out}")
     return 0
 
 
@@ -203,7 +202,7 @@ def _queries_from_args(args):
 
 def cmd_search(args) -> int:
     from ddro.querysets import is_tokenized
-    from ddro.retrieval import GenerativeRetriever
+    from ddro.retrieval import GenerativeRetriever, beam_width
     from ddro.devices import torch_device
     from ddro.runs import split_record_path, write_trec_run
 
@@ -222,7 +221,7 @@ def cmd_search(args) -> int:
         if split is not None:
             check_split(retriever.docid_model.split, split, args.model, args.collection)
     start = time.perf_counter()
-    beams = max(args.beams, args.k if args.beams_at_least_k else 1)
+    beams = beam_width(args.beams, args.k, args.beams_at_least_k)
     run = retriever.search(queries, k=args.k, num_beams=beams, batch_size=args.batch_size,
                            length_penalty=args.length_penalty)
     seconds = time.perf_counter() - start
@@ -282,13 +281,14 @@ def _eval_with_qrels(args, run) -> int:
 
 def cmd_run(args) -> int:
     from ddro.pipeline import RunConfig, run_pipeline
+    from ddro.training.ddro import DDROConfig
 
     config = RunConfig(collection=args.collection, out=args.out, preset=preset_from_args(args), scheme=args.scheme,
                        test_fraction=args.test_fraction, qg_model=args.qg_model,
                        pseudo_queries_file=args.pseudo_queries_file, k=args.k, beams=args.beams,
                        beams_at_least_k=args.beams_at_least_k,
                        seed=args.seed, resume=args.resume, overwrite=args.overwrite, bm25_stemmer=args.bm25_stemmer,
-                       ddro=dataclasses.replace(ddro_config_from_args(args), seed=args.seed) if args.ddro else None)
+                       ddro=config_from_args(DDROConfig, args) if args.ddro else None)
     start = time.perf_counter()
     metrics = run_pipeline(config)
     systems = metrics["systems"]
@@ -360,6 +360,10 @@ def _add_precision_option(parser, default_help: str) -> None:
 def build_parser() -> argparse.ArgumentParser:
     from ddro import __version__
     from ddro.docids import SCHEMES, DocidConfig
+    from ddro.retrieval import DEFAULT_BEAMS
+    from ddro.runs import DEFAULT_K
+    from ddro.training.ddro import DDROConfig
+    from ddro.training.sft import SFTConfig
 
     parser = _Parser(prog="ddro", description="Generative document retrieval with DDRO.")
     parser.add_argument("--version", action="version", version=f"ddro {__version__}")
@@ -387,20 +391,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--validation-fraction", type=float, default=None,
                    help="training queries held out of the query stage for DDRO's model selection (default: "
                         "the preset's, 0.2; on MS MARCO's 367k training queries a few percent is plenty)")
+    add_config_options(p, SFTConfig, "SFT stages", skip=SFT_SKIPS)
     p.set_defaults(func=cmd_train_sft)
 
     p = train.add_parser("ddro", help="the DDRO pairwise phase on an SFT model")
     _add_collection_options(p)
     p.add_argument("--model", required=True, metavar="SFT_DIR", help="a model folder written by `ddro train sft`")
     p.add_argument("--out", required=True, metavar="DIR", help="the model folder to write")
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--overwrite", action="store_true", help="replace the output folder if it exists")
     p.add_argument("--qg-model", default=None, help="a query-generation model (docT5query style) for the "
                    "pseudo-queries (default: the one SFT's stage 2 used, as the model records; else extractive spans)")
     p.add_argument("--pseudo-queries-file", default=None, metavar="FILE", help="pseudo-queries from a file, "
                    "'doc_id<TAB>query' a line (default: the file SFT's stage 2 read, as the model records)")
     _add_precision_option(p, "(default: the one the SFT model was trained with, as it records)")
-    add_ddro_options(p)
+    add_config_options(p, DDROConfig, "DDRO phase", skip=("output_dir",))
     p.set_defaults(func=cmd_train_ddro)
 
     p = sub.add_parser("search", help="rank documents for queries with a trained model (TREC run)")
@@ -414,8 +418,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="RUN.trec")
     p.add_argument("--queries", default="test", choices=["test", "train", "all"],
                    help="which queries of --collection (default: test)")
-    p.add_argument("--k", type=int, default=100, help="documents per query (default: 100)")
-    p.add_argument("--beams", type=int, default=100, help="beam width (default: 100)")
+    p.add_argument("--k", type=int, default=DEFAULT_K, help=f"documents per query (default: {DEFAULT_K})")
+    p.add_argument("--beams", type=int, default=DEFAULT_BEAMS, help=f"beam width (default: {DEFAULT_BEAMS})")
     p.add_argument("--beams-at-least-k", action=argparse.BooleanOptionalAction, default=True,
                    help="widen the beam to k when it is narrower (default: on)")
     p.add_argument("--batch-size", type=int, default=8, help="queries per beam search call")
@@ -448,14 +452,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scheme", default=None, choices=SCHEMES,
                    help="docid scheme (default: the preset's for the collection's size; cpu: pq 4 x 256 up to "
                         "3,000 documents, rq 4 x 256 above)")
-    p.add_argument("--k", type=int, default=100)
+    p.add_argument("--k", type=int, default=DEFAULT_K, help=f"documents per query (default: {DEFAULT_K})")
     p.add_argument("--beams", type=int, default=None, help="beam width (default: the preset's)")
     p.add_argument("--beams-at-least-k", action=argparse.BooleanOptionalAction, default=True,
                    help="widen the beam to --k when it is narrower; the beam used is in metrics.json (default: on)")
     p.add_argument("--ddro", action=argparse.BooleanOptionalAction, default=True,
                    help="run the DDRO phase after SFT (default: on)")
     _add_model_options(p)
-    add_ddro_options(p)
+    add_config_options(p, DDROConfig, "DDRO phase", skip=RUN_SKIPS)
     p.set_defaults(func=cmd_run)
     return parser
 
@@ -466,6 +470,9 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
+    except OptionError as exc:
+        print(f"ddro: error: {flag_of(parser, exc.field) or exc.field} {exc.problem}", file=sys.stderr)
+        return 2
     except DdroError as exc:
         print(f"ddro: error: {exc}", file=sys.stderr)
         return 2

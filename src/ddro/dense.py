@@ -14,7 +14,7 @@ from typing import Iterable
 import numpy as np
 
 from ddro.collections.base import Query
-from ddro.runs import Run
+from ddro.runs import DEFAULT_K, Run
 
 
 class DenseRetriever:
@@ -33,7 +33,7 @@ class DenseRetriever:
         self._doc_ids = [d.doc_id for d in collection.docs]
         return self
 
-    def search(self, queries: Iterable[Query], k: int = 100) -> Run:
+    def search(self, queries: Iterable[Query], k: int = DEFAULT_K) -> Run:
         """The top `k` documents of each query by inner product, best first; equal scores in
         collection order."""
         if self._vectors is None:

@@ -1,4 +1,4 @@
-"""Output folders that appear complete or not at all."""
+"""Output folders and files that appear complete or not at all."""
 
 from __future__ import annotations
 
@@ -16,6 +16,42 @@ def check_output_dir(out: Path, overwrite: bool) -> None:
         raise DdroError(f"{out}: exists and is not a folder")
     if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise DdroError(f"{out}: folder exists and is not empty (pass --overwrite to replace it)")
+
+
+def check_resumable_dir(out: Path, overwrite: bool, resume: bool) -> None:
+    """`check_output_dir` for a command that can continue an interrupted folder in place (`--resume`)."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise DdroError(f"{out}: exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not (resume or overwrite):
+        raise DdroError(f"{out}: folder exists and is not empty (pass --resume to continue it or --overwrite)")
+
+
+@contextmanager
+def atomic_files(folder: str | Path):
+    """Yield a temporary folder inside `folder`; on success each file written into it replaces its
+    namesake in `folder` by one rename, so a reader sees the old file or the whole new one.
+
+    For folders continued in place (`--resume`), which `atomic_output_dir` would replace whole.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".partial-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        yield tmp
+        for path in sorted(tmp.iterdir()):
+            os.replace(path, folder / path.name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write `text` to `path` through `atomic_files`."""
+    path = Path(path)
+    with atomic_files(path.parent) as tmp:
+        (tmp / path.name).write_text(text)
 
 
 @contextmanager

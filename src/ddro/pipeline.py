@@ -18,12 +18,13 @@ import platform
 import shutil
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from ddro.bm25 import DEFAULT_STEMMER
 from ddro.errors import DdroError
 from ddro.models.presets import Preset
+from ddro.runs import DEFAULT_K
 from ddro.training.ddro import DDROConfig
 
 
@@ -36,7 +37,7 @@ class RunConfig:
     test_fraction: float | None = None
     qg_model: str | None = None
     pseudo_queries_file: str | None = None
-    k: int = 100
+    k: int = DEFAULT_K
     beams: int | None = None
     # Widen the beam to k (as `ddro search`): a beam of B ranks at most B documents, so R@k needs B >= k.
     beams_at_least_k: bool = True
@@ -45,6 +46,11 @@ class RunConfig:
     overwrite: bool = False
     bm25_stemmer: str = DEFAULT_STEMMER
     ddro: DDROConfig | None = None
+
+    def record(self) -> dict:
+        """`config.json`'s "run": the preset by name, the DDRO settings as the phase records them."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        return values | {"preset": self.preset.name, "ddro": self.ddro.record() if self.ddro else None}
 
 
 def versions() -> dict:
@@ -68,25 +74,6 @@ def timed(timings: dict, name: str):
     timings[f"{name}_seconds"] = round(time.perf_counter() - start, 2)
 
 
-def _ddro_phase(docid_model, collection, config: RunConfig, out: Path) -> dict:
-    """DDRO on the SFT model in place; with --resume a finished phase is loaded instead."""
-    from ddro.models import DocidModel
-    from ddro.training.ddro import train_ddro
-
-    model_dir = out / "model-ddro"
-    if config.resume and (out / "ddro_summary.json").is_file() and (model_dir / "ddro_model.json").is_file():
-        saved = json.loads((out / "ddro_summary.json").read_text())
-        # A phase trained with other DDRO settings is trained again, not silently reused.
-        if saved.get("config") == json.loads(json.dumps(asdict(config.ddro))):
-            trained = DocidModel.load(model_dir)
-            docid_model.model.load_state_dict(trained.model.state_dict())
-            return saved
-    summary = train_ddro(docid_model, collection, config.ddro, out / "training" / "ddro")
-    docid_model.save(model_dir)
-    (out / "ddro_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    return summary
-
-
 def run_docid_config(preset: Preset, scheme: str | None, seed: int, documents: int):
     """The preset's docid options for a collection of `documents` documents; `scheme` (`--scheme`)
     picks another scheme, with the preset's options of that scheme where it has them (so
@@ -108,23 +95,20 @@ def _dense_run(docid_config, collection, queries, k: int):
 
 
 def run_pipeline(config: RunConfig) -> dict:
-    from dataclasses import asdict
-
+    from ddro import recipes
     from ddro.bm25 import BM25Retriever, load_stemmer
     from ddro.collections import load_collection
     from ddro.collections.base import check_split
-    from ddro.docids import DocidTable, build_docids
+    from ddro.docids import build_docids
     from ddro.docids.schemes import COMPUTED
     from ddro.evaluation import evaluate, json_text, paired_tests, write_report
-    from ddro.models import build_docid_model
-    from ddro.retrieval import GenerativeRetriever
+    from ddro.outputs import atomic_files, atomic_write_text, check_resumable_dir
+    from ddro.retrieval import GenerativeRetriever, beam_width
     from ddro.runs import write_trec_run
-    from ddro.training.sft import stage_examples_for, train_sft
 
     load_stemmer(config.bm25_stemmer)  # an unknown name fails before anything is built
     out = Path(config.out)
-    if out.exists() and any(out.iterdir()) and not (config.resume or config.overwrite):
-        raise DdroError(f"{out}: folder exists and is not empty (pass --resume to continue it or --overwrite)")
+    check_resumable_dir(out, config.overwrite, config.resume)
     if config.overwrite and not config.resume and out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -135,19 +119,19 @@ def run_pipeline(config: RunConfig) -> dict:
     if not test_queries:
         raise DdroError(f"{config.collection}: the split has no test queries (see --test-fraction)")
     docid_config = run_docid_config(preset, config.scheme, config.seed, len(collection.docs))
-    table_dir = out / "docids"
-    saved_table = DocidTable.load(table_dir) if config.resume and (table_dir / "table.json").is_file() else None
+    docids_stage = recipes.DocidsStage(out / "docids")
+    saved_table = docids_stage.load() if config.resume and docids_stage.is_complete() else None
     if saved_table is not None:
         # A model trained on other docids cannot be continued; say so before config.json is replaced.
         saved, wanted = saved_table.options, docid_config.recorded()
         if {k: saved.get(k) for k in wanted} != wanted:
-            raise DdroError(f"{table_dir}: --resume found docids built with {saved}, but this run asks for "
+            raise DdroError(f"{docids_stage.folder}: --resume found docids built with {saved}, but this run asks for "
                             f"{wanted} (pass --overwrite, or another --out)")
     if config.resume and (out / "config.json").is_file():
         # A model trained on another split would be tested on queries it trained on.
         check_split(json.loads((out / "config.json").read_text()).get("split"), collection.split, out, config.collection)
-    (out / "config.json").write_text(json.dumps({
-        "run": asdict(config) | {"preset": preset.name}, "preset": preset.to_dict(), "docids": docid_config.recorded(),
+    atomic_write_text(out / "config.json", json.dumps({
+        "run": config.record(), "preset": preset.to_dict(), "docids": docid_config.recorded(),
         "collection": collection.describe(), "split": collection.split.record(), "versions": versions(),
     }, indent=2) + "\n")
 
@@ -156,7 +140,7 @@ def run_pipeline(config: RunConfig) -> dict:
             table = saved_table
         else:
             table = build_docids(collection, docid_config)
-            table.save(table_dir)
+            docids_stage.save(table)
     runs_dir = out / "runs"
     runs_dir.mkdir(exist_ok=True)
     with timed(timings, "bm25"):
@@ -170,28 +154,20 @@ def run_pipeline(config: RunConfig) -> dict:
             runs["dense"] = _dense_run(docid_config, collection, test_queries, config.k)
             write_trec_run(runs["dense"], runs_dir / "dense.trec", "dense")
     with timed(timings, "sft"):
-        model_dir = out / "model"
-        if config.resume and (model_dir / "ddro_model.json").is_file():
-            from ddro.models import DocidModel
-
-            docid_model = DocidModel.load(model_dir)
-            docid_model.precision = preset.precision  # this run's setting searches and trains on
-            stage_timings = json.loads((out / "sft_timings.json").read_text())
-        else:
-            docid_model = build_docid_model(preset, table, [f"{d.title} {d.text}" for d in collection.docs], config.seed)
-            examples = stage_examples_for(collection, docid_model, preset, config.qg_model, out / "training",
-                                          config.pseudo_queries_file)
-            stage_timings = train_sft(docid_model, examples, preset, out / "training", resume=config.resume)
-            docid_model.save(model_dir)
-            (out / "sft_timings.json").write_text(json.dumps(stage_timings) + "\n")
-    beams = max(config.beams or preset.beams, config.k if config.beams_at_least_k else 1)
+        docid_model, sft_result = recipes.train_sft(
+            collection, table, preset, recipes.SFTStage(out / "model", out / "training", out / "sft_timings.json"),
+            config.seed, config.qg_model, config.pseudo_queries_file, resume=config.resume)
+    beams = beam_width(config.beams or preset.beams, config.k, config.beams_at_least_k)
     with timed(timings, "search"):
         runs["sft"] = GenerativeRetriever(docid_model).search(test_queries, k=config.k, num_beams=beams)
         write_trec_run(runs["sft"], runs_dir / "sft.trec", "sft")
-    ddro_summary = None
+    ddro_result = None
     if config.ddro is not None:
         with timed(timings, "ddro"):
-            ddro_summary = _ddro_phase(docid_model, collection, config, out)
+            ddro_result = recipes.train_ddro(
+                docid_model, collection, config.ddro,
+                recipes.DDROStage(out / "model-ddro", out / "training" / "ddro", out / "ddro_summary.json"),
+                resume=config.resume)
         with timed(timings, "ddro_search"):
             runs["ddro"] = GenerativeRetriever(docid_model).search(test_queries, k=config.k, num_beams=beams)
             write_trec_run(runs["ddro"], runs_dir / "ddro.trec", "ddro")
@@ -207,18 +183,19 @@ def run_pipeline(config: RunConfig) -> dict:
         "split": collection.split.describe() | {"rule": collection.split.rule},
         "systems": {name: r["aggregate"] for name, r in results.items()},
         "significance": significance,
-        "timings": timings | {f"sft_{k}": v for k, v in stage_timings.items()},
+        "timings": timings | {f"sft_{k}": v for k, v in sft_result.to_dict().items()},
         "preset": preset.name,
         "scheme": table.scheme,
         "beams": beams,
         "seed": config.seed,
         "per_query": {name: r["per_query"] for name, r in results.items()},
     }
-    if ddro_summary is not None:
-        metrics["ddro"] = {k: v for k, v in ddro_summary.items() if k != "config"}
+    if ddro_result is not None:
+        metrics["ddro"] = {k: v for k, v in ddro_result.to_dict().items() if k != "config"}
         # SFT's training time from its stages, also when --resume loaded the model instead of training it.
-        sft_training = sum(v for k, v in stage_timings.items() if k.endswith("_seconds"))
-        metrics["timings"]["ddro_over_sft"] = round(metrics["timings"]["ddro_seconds"] / max(sft_training, 1e-9), 3)
-    (out / "metrics.json").write_text(json_text(metrics))
-    write_report(metrics, out)
+        metrics["timings"]["ddro_over_sft"] = round(metrics["timings"]["ddro_seconds"]
+                                                    / max(sft_result.training_seconds, 1e-9), 3)
+    with atomic_files(out) as final:
+        (final / "metrics.json").write_text(json_text(metrics))
+        write_report(metrics, final)
     return metrics

@@ -8,7 +8,7 @@ trained in bf16), and a model that trains in bf16 scores differently in fp16.
 
 Every pass of a `DocidModel` runs inside `autocast(model.precision, device)`: SFT and DDRO's
 training steps, DDRO's reference log-probabilities, validation and search. The Trainer's own
-mixed precision stays off (`training.sft.training_arguments`), since accelerate applies it by
+mixed precision stays off (`training.arguments.DdroTrainingArguments`), since accelerate applies it by
 wrapping `model.forward` for good, which left a model scoring differently after `Trainer.train()`
 than when loaded again, and covered only `forward` (not DDRO's separate encoder pass).
 """

@@ -17,7 +17,16 @@ from tqdm.auto import tqdm
 from ddro.batching import label_batch
 from ddro.decoding.trie import DocidTrie
 from ddro.precision import autocast
+from ddro.runs import DEFAULT_K
 from ddro.scoring import docid_logprobs, query_states
+
+# Docids generated per query, unless told otherwise.
+DEFAULT_BEAMS = 100
+
+
+def beam_width(beams: int, k: int, at_least_k: bool) -> int:
+    """The beam to search with: widened to `k` with `at_least_k`, since a beam of B ranks at most B documents."""
+    return max(beams, k if at_least_k else 1)
 
 
 @contextmanager
@@ -67,7 +76,7 @@ class GenerativeRetriever:
         return [self.doc_ids[i] for i in self._docs_of.get(tuple(int(t) for t in tokens), [])]
 
     @torch.inference_mode()
-    def search(self, queries, k: int = 100, num_beams: int = 100, batch_size: int = 8, progress: bool = True,
+    def search(self, queries, k: int = DEFAULT_K, num_beams: int = DEFAULT_BEAMS, batch_size: int = 8, progress: bool = True,
                length_penalty: float = 0.0):
         """Rank documents for each query: `{query_id: [(doc_id, score), ...]}`, best first.
 
@@ -125,7 +134,7 @@ class GenerativeRetriever:
                         model, chunk, states, inputs["attention_mask"], rows).cpu().numpy()
         return out
 
-    def exhaustive_search(self, queries, k: int = 100, progress: bool = True):
+    def exhaustive_search(self, queries, k: int = DEFAULT_K, progress: bool = True):
         """The run of `score_all`: every document ranked by its docid's log-probability."""
         scores = self.score_all(queries, progress=progress)
         run = {}

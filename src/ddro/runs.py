@@ -16,6 +16,9 @@ from ddro.errors import DdroError, at
 
 Run = dict[str, list[tuple[str, float]]]
 
+# Documents ranked per query, unless told otherwise.
+DEFAULT_K = 100
+
 # Scores are written with 6 decimals, i.e. in whole micro-units.
 DECIMALS = 6
 _UNIT = 10**DECIMALS

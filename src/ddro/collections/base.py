@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Iterator, NamedTuple
 
-from ddro.errors import DdroError
+from ddro.errors import DdroError, OptionError
 
 # The split used when a collection defines none and the user gives no --test-fraction.
 DEFAULT_TEST_FRACTION = 1 / 3
@@ -24,6 +24,11 @@ class Document(NamedTuple):
     title: str
     text: str
     url: str = ""
+
+    @property
+    def full_text(self) -> str:
+        """Title and text joined by one space: what BM25, TF-IDF and the models read of a document."""
+        return f"{self.title} {self.text}"
 
 
 class Query(NamedTuple):
@@ -169,7 +174,7 @@ def fraction_split(query_ids: list[str], judged: set[str], test_fraction: float)
     not on a random generator, so every tool and every run gets the same split.
     """
     if not 0.0 <= test_fraction <= 1.0:
-        raise DdroError(f"--test-fraction must be between 0 and 1, not {test_fraction}")
+        raise OptionError("test_fraction", f"must be between 0 and 1, not {test_fraction}")
     judged_ids = [q for q in query_ids if q in judged]
     unjudged = tuple(q for q in query_ids if q not in judged)
     n_test = round(test_fraction * len(judged_ids))

@@ -96,7 +96,7 @@ def document_tfidf(docs):
 
     vectorizer = TfidfVectorizer(stop_words="english", token_pattern=r"(?u)\b[^\W\d_]{2,}\b", sublinear_tf=True)
     try:
-        matrix = vectorizer.fit_transform([f"{d.title} {d.text}" for d in docs]).tocsr()
+        matrix = vectorizer.fit_transform([d.full_text for d in docs]).tocsr()
     except ValueError:  # every document is empty or stop words only
         return None, None
     return matrix, vectorizer.get_feature_names_out()

@@ -25,21 +25,24 @@ import copy
 import logging
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import torch
+from transformers.trainer_utils import SaveStrategy, SchedulerType
 
 from ddro.batching import DocidCollator
 from ddro.bm25 import DEFAULT_STEMMER
 from ddro.collections.base import PseudoQuery
-from ddro.models.presets import StageConfig
+from ddro.errors import DdroError, OptionError
 from ddro.precision import autocast
 from ddro.scoring import docid_logprobs, query_states
 from ddro.training.ddro_loss import compared_logps, ddro_loss
-from ddro.training.negatives import NegativeConfig, Pair, bm25_rankings, make_pairs, run_file_rankings
+from ddro.training.arguments import DdroTrainingArguments
+from ddro.training.negatives import (NegativeConfig, Pair, bm25_rankings, make_pairs, parse_bands,
+                                    run_file_rankings)
 from ddro.training.selection import PAIR_LOSS, PairLoss, ValidationSelection, constrained_search, search_measure
-from ddro.training.sft import DocidTrainer, training_arguments
+from ddro.training.sft import DocidTrainer
 
 
 DEFAULT_VALIDATION_FRACTION = 0.2
@@ -51,41 +54,56 @@ _PSEUDO_SALT = 7919
 logger = logging.getLogger(__name__)
 
 
+# The settings `record` keeps, by the names `ddro_summary.json` has always used for them.
+_RECORDED = {"beta": "beta", "loss_type": "loss_type", "nll_weight": "nll_weight", "learning_rate": "learning_rate",
+             "encoder_lr_scale": "encoder_lr_scale", "dropout": "dropout", "epochs": "num_train_epochs",
+             "batch_size": "per_device_train_batch_size", "warmup_ratio": "warmup_steps",
+             "max_grad_norm": "max_grad_norm", "precompute_ref_log_probs": "precompute_ref_log_probs",
+             "per_query": "per_query", "per_positive": "per_positive", "band_proportions": "band_proportions",
+             "bands": "bands", "negatives_run": "negatives_run", "bm25_stemmer": "bm25_stemmer",
+             "model_negatives": "model_negatives", "pseudo_queries": "pseudo_queries",
+             "validation_fraction": "validation_fraction", "validation_min_queries": "validation_min_queries",
+             "eval_steps": "eval_steps", "patience": "patience", "validation_measure": "validation_measure",
+             "validation_beams": "validation_beams", "seed": "seed"}
+# Where a run writes, not how it trains.
+_UNRECORDED = ("output_dir",)
+LOSS_TYPES = ("sigmoid", "hinge", "ipo")
+
+
 @dataclass
-class DDROConfig:
+class DDROConfig(DdroTrainingArguments):
+    """The DDRO phase's settings: the Trainer's (`TrainingArguments`) with ddro's defaults, plus the
+    pairs, the loss and the selection."""
     beta: float = field(default=0.4, metadata={"help": "strength of the reference constraint (paper: 0.4)"})
     loss_type: str = field(default="sigmoid", metadata={
         "help": "sigmoid (paper), hinge, or ipo (as TRL: on per-token average log-probabilities, not sums)"})
     nll_weight: float = field(default=0.0, metadata={"help": "weight of a next-token loss on the chosen docid"})
-    # The paper's 1e-5 (docid kind TU; 5e-6 for PQ). At 1e-4 the chosen docids' log-probabilities
-    # fell by several nats once the warm-up ended and validation RR@10 collapsed on Cranfield
-    # (0.52 -> 0.37) and LISA (0.29 -> 0.20), so only warm-up checkpoints were ever kept; at 1e-5
-    # validation rises and stays level (README, DDRO).
-    learning_rate: float = field(default=1e-5, metadata={"help": "peak learning rate (paper: 1e-5 / 5e-6)"})
-    # Chosen on Cranfield's validation queries (README, DDRO): with the query encoder fixed the
-    # phase re-weighs docids without moving the query representations SFT fitted, and validation
-    # RR@10 rose for ~100 steps instead of peaking at step 25 and falling. The encoder's
-    # gradients still count in the clipped norm (as measured), only its learning rate is zero.
-    # T5's shared embedding is also the decoder's (and its tied output head): it learns at the full rate.
+    # The paper's rate for TU docids; larger rates make validation collapse once the warm-up ends.
+    learning_rate: float = field(default=1e-5, metadata={
+        "help": "peak learning rate (paper: 1e-5 / 5e-6)"})
+    # The query encoder stays as SFT fitted it; its gradients still count in the clipped norm.
     encoder_lr_scale: float = field(default=0.0, metadata={
         "help": "the learning rate of the encoder's own layers as a fraction of --learning-rate (default 0: "
                 "the decoder and the embedding it shares alone)"})
-    # TRL's DPO turns dropout off too: the reference log-probabilities are taken without it, and
-    # with it the policy's log-probabilities of its likeliest docids fall by noise alone, so the
-    # first steps saw negative reward margins (Cranfield: -0.1 to -0.2, accuracy 0.33-0.45).
+    # Off as in TRL's DPO: the reference log-probabilities are taken without dropout.
     dropout: bool = field(default=False, metadata={"help": "keep the model's dropout on while training"})
-    epochs: float = 3.0
-    batch_size: int = 16
-    warmup_ratio: float = 0.1
-    max_grad_norm: float = 1.0
-    precompute_ref_log_probs: bool = True
+    num_train_epochs: float = field(default=3.0, metadata={"aliases": ["--epochs"], "help": "epochs over the pairs"})
+    per_device_train_batch_size: int = field(default=16, metadata={
+        "aliases": ["--batch-size"], "help": "pairs per batch (per device)"})
+    warmup_steps: float = field(default=0.1, metadata={
+        "aliases": ["--warmup-ratio"], "help": "warm-up steps, or below 1 the fraction of the steps"})
+    lr_scheduler_type: SchedulerType | str = field(default="cosine", metadata={"help": "learning-rate schedule"})
+    save_strategy: SaveStrategy | str = field(default="no", metadata={
+        "help": "when the Trainer saves checkpoints (the selected weights are kept in memory)"})
+    precompute_ref_log_probs: bool = field(default=True, metadata={
+        "help": "score the pairs with the frozen reference once before training instead of keeping a copy of it"})
     per_query: int = field(default=8, metadata={
         "help": "negatives per query (paper: 16 MS MARCO, 8 NQ); the positives are every document judged "
                 "relevant (grade > 0), grades not told apart"})
     per_positive: bool = field(default=False, metadata={
         "help": "draw --per-query negatives for each relevant document of a query, not for the query"})
-    band_proportions: tuple = (1.0, 1.0, 1.0)
-    bands: tuple = ((1, 100), (101, 500), (501, 1000))
+    band_proportions: str = field(default="1,1,1", metadata={"help": "share of negatives from each band"})
+    bands: str = field(default="1-100,101-500,501-1000", metadata={"help": "BM25 rank bands negatives come from"})
     negatives_run: str | None = field(default=None, metadata={"help": "TREC/MS MARCO run file to mine instead of BM25"})
     bm25_stemmer: str = field(default=DEFAULT_STEMMER, metadata={
         "help": "BM25's stemmer, for DDRO's BM25 negatives and `ddro run`'s BM25 row: a PyStemmer algorithm "
@@ -98,18 +116,77 @@ class DDROConfig:
         "help": "training queries held out for selection (default: the part SFT held out, else 0.2)"})
     validation_min_queries: int = field(default=0, metadata={
         "help": "held-out pseudo-queries join the held-out training queries up to this many"})
-    eval_steps: int = 25
-    patience: int = 3
+    eval_steps: int = field(default=25, metadata={"help": "training steps between two measurements of the selection"})
+    logging_steps: float | None = field(default=None, metadata={
+        "help": "steps between the Trainer's logs (default: half of --eval-steps)"})
+    patience: int = field(default=3, metadata={
+        "help": "measurements past the warm-up without improvement before training stops"})
     validation_measure: str = field(default="RR@10", metadata={
         "help": "what selects the weights: an ir_measures measure over each validation query's top "
                 "--validation-beams, on binary relevance (every document judged relevant counts 1), or 'loss' "
                 "(the DDRO loss of the validation queries' pairs, lower is better)"})
-    validation_beams: int = 20
-    seed: int = 0
+    validation_beams: int = field(default=20, metadata={"help": "beam width of the validation search"})
+
+    def __post_init__(self):
+        from ddro.bm25 import load_stemmer
+
+        if self.logging_steps is None:
+            self.logging_steps = max(1, self.eval_steps // 2)
+        super().__post_init__()
+        if self.loss_type not in LOSS_TYPES:
+            raise OptionError("loss_type", f"{self.loss_type!r}: choose from {', '.join(LOSS_TYPES)}")
+        for name in ("beta", "num_train_epochs", "learning_rate", "per_device_train_batch_size", "per_query",
+                     "eval_steps", "patience", "validation_beams"):
+            if not getattr(self, name) > 0:
+                raise OptionError(name, f"must be positive (got {getattr(self, name)})")
+        for name in ("nll_weight", "encoder_lr_scale", "pseudo_queries", "validation_min_queries"):
+            if getattr(self, name) < 0:
+                raise OptionError(name, f"must not be negative (got {getattr(self, name)})")
+        if self.validation_fraction is not None and not 0 <= self.validation_fraction < 1:
+            raise OptionError("validation_fraction", f"must be at least 0 and below 1 (got {self.validation_fraction})")
+        bands, proportions = self.band_ranges(), self.proportions()
+        if len(proportions) != len(bands):
+            raise OptionError("band_proportions", f"gives {len(proportions)} numbers for {len(bands)} bands")
+        if min(proportions) < 0 or sum(proportions) <= 0:
+            raise OptionError("band_proportions", f"{self.band_proportions!r}: expected shares >= 0, not all 0")
+        load_stemmer(self.bm25_stemmer)  # an unknown name fails here, before any training
+        _check_measure(self.validation_measure)
+
+    def band_ranges(self) -> tuple:
+        """`bands` as `((first, last), ...)`."""
+        return parse_bands(self.bands)
+
+    def proportions(self) -> tuple:
+        """`band_proportions` as numbers."""
+        try:
+            return tuple(float(x) for x in self.band_proportions.split(","))
+        except ValueError:
+            raise OptionError("band_proportions", f"{self.band_proportions!r}: expected numbers like 1,1,1") from None
+
+    def record(self) -> dict:
+        """The settings the phase trains with, as `ddro_summary.json` keeps them for `--resume` to
+        compare: ddro's own, and any other Trainer setting that differs from its default."""
+        values = {name: getattr(self, attribute) for name, attribute in _RECORDED.items()}
+        values |= {"bands": self.band_ranges(), "band_proportions": self.proportions()}
+        default = DDROConfig(seed=self.seed, eval_steps=self.eval_steps).to_dict()
+        own = set(_RECORDED.values()) | set(_UNRECORDED)
+        return values | {name: value for name, value in self.to_dict().items()
+                         if name not in own and value != default[name]}
 
     def negatives(self) -> NegativeConfig:
-        return NegativeConfig(self.per_query, tuple(self.bands), tuple(self.band_proportions), self.per_positive,
-                              self.seed)
+        return NegativeConfig(self.per_query, self.band_ranges(), self.proportions(), self.per_positive, self.seed)
+
+
+def _check_measure(name: str) -> None:
+    import ir_measures
+
+    if name == PAIR_LOSS:
+        return
+    try:
+        ir_measures.parse_measure(name)
+    except (NameError, ValueError, SyntaxError):  # what ir_measures raises for names it cannot read
+        raise OptionError("validation_measure", f"{name!r}: expected loss or an ir_measures measure "
+                          "(e.g. RR@10, nDCG@10)") from None
 
 
 def training_queries(collection, docid_model, config: DDROConfig, cache_dir=None):
@@ -220,14 +297,13 @@ class DDROTrainer(DocidTrainer):
     """Trainer with the DDRO loss; logs `rewards/chosen`, `rewards/rejected`, `rewards/margins`,
     `rewards/accuracies` averaged over the steps since the last log."""
 
-    def __init__(self, *args, ddro_config: DDROConfig, ref_model=None, **kwargs):
-        super().__init__(*args, encoder_lr_scale=ddro_config.encoder_lr_scale, **kwargs)
-        self.ddro_config = ddro_config
+    def __init__(self, model, args: DDROConfig, *rest, ref_model=None, **kwargs):
+        super().__init__(model, args, *rest, encoder_lr_scale=args.encoder_lr_scale, **kwargs)
         self.ref_model = ref_model
         self._stored: dict[str, list[float]] = {}
 
     def model_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        cfg = self.ddro_config
+        cfg = self.args
         if not cfg.dropout:
             model.eval()  # after the Trainer's model.train(); gradients flow the same
         chosen, rejected = pair_logps(model, inputs)
@@ -310,8 +386,36 @@ def negative_rankings(collection, search, query_sets, positives, config: DDROCon
     return rankings
 
 
-def train_ddro(docid_model, collection, config: DDROConfig, out_dir) -> dict:
-    """Run the DDRO phase on `docid_model` in place; returns a summary (timings, pairs, selection)."""
+@dataclass
+class DDROResult:
+    """The DDRO phase's summary: its pairs, the selected step and its score, its seconds, and the
+    settings it ran with (`config`, which `--resume` compares)."""
+    pairs: int
+    train_queries: int
+    validation_queries: int
+    selected_step: int
+    validation_measure: str | None
+    validation_score: float | None
+    validation_history: list
+    steps: int
+    mining_seconds: float
+    reference_seconds: float
+    training_seconds: float
+    seconds: float
+    config: dict
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def selection(self) -> str:
+        """One phrase saying which weights were kept and why."""
+        if self.validation_measure is None:
+            return f"no validation queries: weights of the last step ({self.selected_step})"
+        return f"validation {self.validation_measure} {self.validation_score:.3f} (step {self.selected_step})"
+
+
+def train_ddro(docid_model, collection, config: DDROConfig, out_dir) -> DDROResult:
+    """Run the DDRO phase on `docid_model` in place."""
     start = time.perf_counter()
     search = constrained_search(docid_model)
     train_queries, validation, positives = training_queries(collection, docid_model, config, out_dir)
@@ -320,8 +424,6 @@ def train_ddro(docid_model, collection, config: DDROConfig, out_dir) -> dict:
     rankings = negative_rankings(collection, search, ranked_sets, positives, config)
     pairs = make_pairs(train_queries, positives, rankings, docid_model.table, config.negatives())
     if not pairs:
-        from ddro.errors import DdroError
-
         raise DdroError("no DDRO training pairs: the collection has no usable training or pseudo queries")
     if measure is None:
         # Keeping the starting weights would make the phase a silent no-op.
@@ -333,10 +435,8 @@ def train_ddro(docid_model, collection, config: DDROConfig, out_dir) -> dict:
     if measure == PAIR_LOSS:
         validation_pairs = make_pairs(validation, positives, rankings, docid_model.table, config.negatives())
         if not validation_pairs:
-            from ddro.errors import DdroError
-
-            raise DdroError(f"--validation-measure loss: no pairs for the {len(validation)} validation queries "
-                            "(their negatives source ranks none of their documents)")
+            raise OptionError("validation_measure", f"loss: no pairs for the {len(validation)} validation queries "
+                              "(their negatives source ranks none of their documents)")
         validation_score = PairLoss(docid_model, validation_pairs, config.beta, config.loss_type)
     elif measure:
         validation_score = search_measure(search, docid_model, validation, positives, measure, config.validation_beams)
@@ -351,27 +451,21 @@ def train_ddro(docid_model, collection, config: DDROConfig, out_dir) -> dict:
 
     selection = ValidationSelection(validation_score, config.eval_steps, config.patience, docid_model.model, measure,
                                     lower_is_better=measure == PAIR_LOSS) if measure else None
-    args = training_arguments(
-        out_dir, StageConfig(config.epochs, config.learning_rate, config.batch_size), config.seed, lr_scheduler_type="cosine", warmup_steps=config.warmup_ratio,
-        max_grad_norm=config.max_grad_norm, save_strategy="no", logging_steps=max(1, config.eval_steps // 2),
-        train_sampling_strategy="random",
-    )
-    trainer = DDROTrainer(model=docid_model.model, args=args, train_dataset=dataset, data_collator=pair_collator(docid_model),
-                          ddro_config=config, ref_model=ref_model, callbacks=[selection] if selection else [],
-                          precision=docid_model.precision)
+    trainer = DDROTrainer(model=docid_model.model, args=replace(config, output_dir=str(out_dir)), train_dataset=dataset,
+                          data_collator=pair_collator(docid_model), ref_model=ref_model,
+                          callbacks=[selection] if selection else [], precision=docid_model.precision)
     with contextlib.redirect_stdout(sys.stderr):
         trainer.train()
     if selection:
         docid_model.model.load_state_dict(selection.best_state)
     docid_model.model.eval()
     done = time.perf_counter()
-    return {
-        "pairs": len(pairs), "train_queries": len(train_queries), "validation_queries": len(validation),
-        "selected_step": selection.best_step if selection else trainer.state.global_step,
-        "validation_measure": measure, "validation_score": selection.best if selection else None,
-        "validation_history": selection.history if selection else [], "steps": trainer.state.global_step,
-        "mining_seconds": round(mined - start, 2), "reference_seconds": round(referenced - mined, 2),
-        "training_seconds": round(done - referenced, 2), "seconds": round(done - start, 2),
-        "config": asdict(config),
-    }
-
+    return DDROResult(
+        pairs=len(pairs), train_queries=len(train_queries), validation_queries=len(validation),
+        selected_step=selection.best_step if selection else trainer.state.global_step,
+        validation_measure=measure, validation_score=selection.best if selection else None,
+        validation_history=selection.history if selection else [], steps=trainer.state.global_step,
+        mining_seconds=round(mined - start, 2), reference_seconds=round(referenced - mined, 2),
+        training_seconds=round(done - referenced, 2), seconds=round(done - start, 2),
+        config=config.record(),
+    )

@@ -78,7 +78,7 @@ def extractive_pseudo_queries(doc, n: int, seed: int, doc_index: int) -> list[st
 def qg_inputs(docs) -> list[str]:
     """What a query-generation model reads of each document (not `docids.encoders.document_texts`,
     which embeds them: changing this would change the generated queries and their cache keys)."""
-    return [f"{d.title} {d.text}".strip() for d in docs]
+    return [d.full_text.strip() for d in docs]
 
 
 def pseudo_examples(docs, n: int, seed: int, qg_model: str | None = None, cache_dir: Path | None = None,

@@ -20,7 +20,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ddro.bm25 import DEFAULT_STEMMER
-from ddro.errors import DdroError
+from ddro.errors import DdroError, OptionError
 
 
 class Pair(NamedTuple):
@@ -60,9 +60,9 @@ def parse_bands(text: str) -> tuple:
     try:
         bands = tuple(tuple(int(x) for x in part.split("-")) for part in text.split(","))
     except ValueError:
-        raise DdroError(f"--bands {text!r}: expected ranges like 1-100,101-500,501-1000") from None
+        raise OptionError("bands", f"{text!r}: expected ranges like 1-100,101-500,501-1000") from None
     if any(len(b) != 2 or b[0] < 1 or b[1] < b[0] for b in bands):
-        raise DdroError(f"--bands {text!r}: each band is FIRST-LAST with 1 <= FIRST <= LAST")
+        raise OptionError("bands", f"{text!r}: each band is FIRST-LAST with 1 <= FIRST <= LAST")
     return bands
 
 

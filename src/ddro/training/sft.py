@@ -14,15 +14,18 @@ import json
 import shutil
 import sys
 import time
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
 import torch
-from transformers import Trainer, TrainingArguments
+from transformers import Trainer
+from transformers.trainer_utils import SaveStrategy, SchedulerType
 
 from ddro.batching import DocidCollator
 from ddro.models.presets import STAGES
 from ddro.precision import DEFAULT_PRECISION, autocast, check_precision
+from ddro.training.arguments import DdroTrainingArguments
 
 
 class ExampleDataset(torch.utils.data.Dataset):
@@ -84,21 +87,24 @@ class DocidTrainer(Trainer):
         return super().create_optimizer(*args, **kwargs)
 
 
-def training_arguments(stage_dir: Path, stage, seed: int, **overrides) -> TrainingArguments:
-    """The Trainer's settings; its own mixed precision stays off whatever `ACCELERATE_MIXED_PRECISION`
-    (`accelerate launch --mixed_precision`) says: `DocidTrainer` applies the model's precision."""
-    on_gpu = torch.cuda.is_available()
-    values = dict(
-        output_dir=str(stage_dir), num_train_epochs=stage.epochs, learning_rate=stage.learning_rate,
-        per_device_train_batch_size=stage.batch_size, lr_scheduler_type="linear", warmup_steps=0.05,
-        weight_decay=0.01, max_grad_norm=1.0, logging_steps=50, save_strategy="epoch", save_total_limit=1,
-        seed=seed, data_seed=seed, report_to="none", bf16=False, fp16=False,
-        remove_unused_columns=False, dataloader_num_workers=0, dataloader_pin_memory=on_gpu, disable_tqdm=False,
-        train_sampling_strategy="group_by_length",
-    )
-    args = TrainingArguments(**(values | overrides))
-    args.mixed_precision = "no"  # read from the environment when bf16 and fp16 are off
-    return args
+@dataclass
+class SFTConfig(DdroTrainingArguments):
+    """The Trainer settings of SFT's stages; each stage takes its epochs, learning rate and batch size
+    from the preset (`for_stage`)."""
+    lr_scheduler_type: SchedulerType | str = field(default="linear", metadata={"help": "learning-rate schedule"})
+    warmup_steps: float = field(default=0.05, metadata={
+        "help": "warm-up steps, or below 1 the fraction of a stage's steps"})
+    logging_steps: float = field(default=50, metadata={"help": "steps between the Trainer's logs"})
+    save_strategy: SaveStrategy | str = field(default="epoch", metadata={
+        "help": "when a stage saves the checkpoint an interrupted stage resumes from"})
+    train_sampling_strategy: str = field(default="group_by_length", metadata={
+        "help": "batches of examples of similar length (titles and queries are short: less padding)"})
+
+    def for_stage(self, stage_dir: Path, stage, seed: int) -> "SFTConfig":
+        """These settings with one stage's folder, epochs, learning rate and batch size, and the preset's seed."""
+        return replace(self, output_dir=str(stage_dir), num_train_epochs=stage.epochs,
+                       learning_rate=stage.learning_rate, per_device_train_batch_size=stage.batch_size,
+                       seed=seed, data_seed=seed)
 
 
 def _load_weights(model, folder: Path) -> None:
@@ -126,10 +132,38 @@ def _load_weights(model, folder: Path) -> None:
     model.load_state_dict(state, strict=False)  # strict would count the tied keys left out
 
 
-def train_sft(docid_model, stage_examples: dict, preset, out_dir: Path, resume: bool = False, **overrides) -> dict:
-    """Run the stages in order; returns `{"<stage>_seconds": ..., "<stage>_examples": ...}`."""
+@dataclass
+class StageResult:
+    examples: int
+    replayed: int
+    seconds: float
+
+
+@dataclass
+class SFTResult:
+    """What each SFT stage trained on (examples, of which replayed) and its seconds."""
+    stages: dict[str, StageResult]
+
+    @property
+    def training_seconds(self) -> float:
+        return sum(stage.seconds for stage in self.stages.values())
+
+    def to_dict(self) -> dict:
+        """The file form: `<stage>_examples`, `<stage>_replayed` and `<stage>_seconds` of each stage."""
+        return {f"{name}_{key}": value for name, stage in self.stages.items() for key, value in asdict(stage).items()}
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "SFTResult":
+        return cls({name: StageResult(*(values[f"{name}_{f.name}"] for f in fields(StageResult)))
+                    for name in STAGES if f"{name}_examples" in values})
+
+
+def train_sft(docid_model, stage_examples: dict, preset, out_dir: Path, resume: bool = False,
+              config: SFTConfig | None = None) -> SFTResult:
+    """Run the stages in order, on `config`'s Trainer settings (default: `SFTConfig()`)."""
     out_dir = Path(out_dir)
-    timings: dict = {}
+    config = config or SFTConfig()
+    result = SFTResult({})
     earlier: list = []
     for name in STAGES:
         own = stage_examples.get(name) or []
@@ -139,18 +173,16 @@ def train_sft(docid_model, stage_examples: dict, preset, out_dir: Path, resume: 
         stage = preset.stage(name)
         stage_dir = out_dir / "stages" / name
         final = stage_dir / "final"
-        timings[f"{name}_examples"] = len(examples)
-        timings[f"{name}_replayed"] = len(examples) - len(own)
+        done = result.stages[name] = StageResult(len(examples), len(examples) - len(own), 0.0)
         if resume and (stage_dir / "done.json").is_file():
             _load_weights(docid_model.model, final)
-            timings[f"{name}_seconds"] = json.loads((stage_dir / "done.json").read_text())["seconds"]
+            done.seconds = json.loads((stage_dir / "done.json").read_text())["seconds"]
             continue
         if not examples or stage.epochs <= 0:
-            timings[f"{name}_seconds"] = 0.0
             continue
         start = time.perf_counter()
         trainer = DocidTrainer(
-            model=docid_model.model, args=training_arguments(stage_dir, stage, preset.seed, **overrides),
+            model=docid_model.model, args=config.for_stage(stage_dir, stage, preset.seed),
             train_dataset=ExampleDataset(examples, docid_model), data_collator=DocidCollator(docid_model),
             encoder_lr_scale=docid_model.encoder_lr_scale(preset),
             precision=docid_model.precision,
@@ -161,11 +193,11 @@ def train_sft(docid_model, stage_examples: dict, preset, out_dir: Path, resume: 
         docid_model.model.save_pretrained(final, safe_serialization=True)
         seconds = time.perf_counter() - start
         (stage_dir / "done.json").write_text(json.dumps({"seconds": seconds, "examples": len(examples)}) + "\n")
-        timings[f"{name}_seconds"] = round(seconds, 2)
+        done.seconds = round(seconds, 2)
         for checkpoint_dir in stage_dir.glob("checkpoint-*"):  # the stage is done: its resume points are not needed
             shutil.rmtree(checkpoint_dir, ignore_errors=True)
     docid_model.model.eval()
-    return timings
+    return result
 
 
 def replayed(earlier: list, n_own: int, ratio: float, seed: int) -> list:
@@ -203,4 +235,4 @@ def stage_examples_for(collection, docid_model, preset, qg_model: str | None = N
     }
 
 
-__all__ = ["train_sft", "stage_examples_for", "ExampleDataset", "DocidTrainer"]
+__all__ = ["train_sft", "SFTConfig", "SFTResult", "StageResult", "stage_examples_for", "ExampleDataset", "DocidTrainer"]

@@ -1,0 +1,116 @@
+"""Recipes: the docid, SFT and DDRO phases from a collection to saved files, called alike by
+`ddro train ...` and `ddro run`.
+
+Each phase writes to a `...Stage` (its folders and result file) and says whether that output is
+complete, so `--resume` reuses a finished phase and continues an interrupted one. A stage's result
+file is written last, by one rename: its presence means the phase finished.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from ddro.errors import DdroError
+from ddro.outputs import atomic_output_dir, atomic_write_text
+
+
+def check_documents(doc_ids: list[str], collection, source, collection_source) -> None:
+    """A docid table or model made for other documents than `collection`'s would rank the wrong ones."""
+    if list(doc_ids) != [d.doc_id for d in collection.docs]:
+        raise DdroError(f"{source}: made for another collection than {collection_source}")
+
+
+@dataclass(frozen=True)
+class DocidsStage:
+    """A docid table's folder, written in one rename: complete when it is there."""
+    folder: Path
+
+    def is_complete(self) -> bool:
+        return self.folder.is_dir()
+
+    def load(self):
+        from ddro.docids import DocidTable
+
+        return DocidTable.load(self.folder)
+
+    def save(self, table) -> None:
+        with atomic_output_dir(self.folder, overwrite=True) as tmp:
+            table.save(tmp)
+
+
+@dataclass(frozen=True)
+class SFTStage:
+    """Where SFT writes: the model folder, the Trainer's folder and the result file."""
+    model_dir: Path
+    training_dir: Path
+    result_file: Path
+
+    @classmethod
+    def in_folder(cls, folder: Path) -> "SFTStage":
+        """`ddro train sft`'s layout: the model in `folder`, the Trainer's files under `folder/training`."""
+        return cls(folder, folder / "training", folder / "training" / "timings.json")
+
+    def is_complete(self) -> bool:
+        return self.result_file.is_file()
+
+
+@dataclass(frozen=True)
+class DDROStage:
+    """Where the DDRO phase writes: the model folder, the Trainer's folder and the summary file."""
+    model_dir: Path
+    training_dir: Path
+    result_file: Path
+
+    @classmethod
+    def in_folder(cls, folder: Path) -> "DDROStage":
+        """`ddro train ddro`'s layout: the model and `ddro_summary.json` in `folder`, the Trainer's files
+        under `folder/training`."""
+        return cls(folder, folder / "training", folder / "ddro_summary.json")
+
+    def is_complete(self) -> bool:
+        return self.result_file.is_file()
+
+
+def train_sft(collection, table, preset, stage: SFTStage, seed: int, qg_model: str | None = None,
+              pseudo_queries_file: str | None = None, resume: bool = False, config=None):
+    """`(model, SFTResult)`: the preset's model on `table`, trained by SFT's three stages and saved.
+
+    `config` is the stages' `SFTConfig` (default: its defaults). With `resume` a complete stage is loaded (to search and train on at the preset's precision)
+    and an interrupted one continues from its last finished SFT stage.
+    """
+    from ddro.models import DocidModel, build_docid_model
+    from ddro.training import sft
+
+    if resume and stage.is_complete():
+        docid_model = DocidModel.load(stage.model_dir)
+        docid_model.precision = preset.precision
+        return docid_model, sft.SFTResult.from_dict(json.loads(stage.result_file.read_text()))
+    docid_model = build_docid_model(preset, table, [d.full_text for d in collection.docs], seed)
+    examples = sft.stage_examples_for(collection, docid_model, preset, qg_model, stage.training_dir,
+                                      pseudo_queries_file)
+    result = sft.train_sft(docid_model, examples, preset, stage.training_dir, resume=resume, config=config)
+    docid_model.save(stage.model_dir)
+    atomic_write_text(stage.result_file, json.dumps(result.to_dict(), indent=2) + "\n")
+    return docid_model, result
+
+
+def train_ddro(docid_model, collection, config, stage: DDROStage, resume: bool = False):
+    """The DDRO phase on `docid_model` in place, saved; returns its `DDROResult`.
+
+    With `resume` a complete stage trained with the same settings is loaded instead; one trained
+    with other settings is trained again, not silently reused.
+    """
+    from ddro.models import DocidModel
+    from ddro.training.ddro import DDROResult, train_ddro as train
+
+    if resume and stage.is_complete():
+        saved = DDROResult(**json.loads(stage.result_file.read_text()))
+        if saved.config == json.loads(json.dumps(config.record())):
+            docid_model.model.load_state_dict(DocidModel.load(stage.model_dir).model.state_dict())
+            return saved
+    result = train(docid_model, collection, config, stage.training_dir)
+    docid_model.save(stage.model_dir)
+    atomic_write_text(stage.result_file, json.dumps(result.to_dict(), indent=2) + "\n")
+    return result
