@@ -158,22 +158,33 @@ def run_details_table(results: Path) -> str:
     if not runs:
         return missing("benchmarks/results/runs/")
     header = ["collection (test queries)", "preset", "docids", "beams", "split (train / test queries)",
-              "SFT s", "DDRO s", "DDRO / SFT", "DDRO pairs", "DDRO step kept (of)", "total s"]
+              "SFT s", "DDRO s", "DDRO / SFT", "DDRO pairs", "DDRO step kept (of)", "total s", "torch, transformers"]
     rows = []
     for run in runs:
-        m, timings = run.metrics, run.metrics["timings"]
+        m, timings, versions = run.metrics, run.metrics["timings"], run.config.get("versions", {})
         ddro = m.get("ddro", {})
         total = sum(v for k, v in timings.items() if k.endswith("_seconds") and not k.startswith("sft_"))
         rows.append([
-            run.label, m.get("preset", "?"), m.get("scheme", "?"), str(m.get("beams", "?")),
+            run.label, m.get("preset", "?"), docid_shape(run.config.get("docids", {}), m.get("scheme", "?")),
+            str(m.get("beams", "?")),
             f"{m['split']['rule']} ({m['split']['train_queries']} / {m['split']['test_queries']})",
             _seconds(timings.get("sft_seconds")), _seconds(timings.get("ddro_seconds")),
             number(timings.get("ddro_over_sft")) if "ddro_over_sft" in timings else "n/a",
             f"{ddro['pairs']:,}" if "pairs" in ddro else "n/a",
             f"{ddro['selected_step']} ({ddro['steps']})" if "selected_step" in ddro else "n/a",
             _seconds(total),
+            ", ".join(str(versions.get(p)) for p in ("torch", "transformers")) if versions else "n/a",
         ])
     return table(header, rows)
+
+
+def docid_shape(docids: dict, scheme: str) -> str:
+    """`pq 4 x 256` from a run's docid options (config.json), else the scheme's name."""
+    if docids.get("scheme") == "pq":
+        return f"pq {docids['pq_m']} x {docids['pq_k']}"
+    if docids.get("scheme") == "rq":
+        return f"rq {docids['rq_levels']} x {docids['rq_k']}"
+    return docids.get("scheme", scheme)
 
 
 def _seconds(value) -> str:
@@ -223,8 +234,8 @@ def decoding_table(results: Path) -> str:
     rows, used = [], []
     for path in files:
         report = json.loads(path.read_text())
-        where = (f"`{path.name}`: {report['device_name']} ({report['threads']} threads), {report['model']}, "
-                 f"{report['dtype']}, {report['parameters'] / 1e6:.1f} M parameters")
+        where = (f"`{path.name}`: {report['device_name']} ({report['threads']} threads), model `{report['model']}` "
+                 f"({report['parameters'] / 1e6:.1f} M parameters), {report['dtype']}")
         for i, row in enumerate(report["rows"]):
             rows.append([where if i == 0 else "", f"{row['beams']:,}", str(report["batch_size"]),
                          *(f"{row[k]:.2f}" for k in ("unconstrained_hf_ms_per_query", "unconstrained_ours_ms_per_query",
