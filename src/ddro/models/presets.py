@@ -149,7 +149,7 @@ TINY = Preset(
     passages_per_doc=2, pseudo_queries_per_doc=2, beams=10,
 )
 # PQ 4 x 256 of MiniLM embeddings; RQ 4 x 256 above 3,000 documents, where PQ's codes stop keeping
-# the dense ranking (docs/experiments.md).
+# the dense ranking (docs/experiments.md#choosing-the-docids).
 CPU_DOCIDS = DocidPlan({"scheme": "pq", "pq_m": 4, "pq_k": 256, "encoder": "minilm"},
                        large_docids={"scheme": "rq", "rq_levels": 4, "rq_k": 256, "encoder": "minilm"},
                        large_collection=3000)

@@ -364,8 +364,8 @@ def negative_rankings(collection, search, query_sets, positives, config: DDROCon
 
     A pseudo-query's ranking keeps only the documents of its set's pseudo-queries: its positive is
     an arbitrary document, and negatives from the whole collection would teach the decoder to
-    prefer the sampled documents for any query (docs/experiments.md). BM25 searches deeper for
-    pseudo-queries so that about `depth` pooled documents remain.
+    prefer the sampled documents for any query (docs/experiments.md#pseudo-query-negatives). BM25
+    searches deeper for pseudo-queries so that about `depth` pooled documents remain.
     """
     doc_ids = [d.doc_id for d in collection.docs]
     depth = config.negatives().depth
@@ -429,7 +429,7 @@ def train_ddro(docid_model, collection, config: DDROConfig, out_dir) -> DDROResu
         # Keeping the starting weights would make the phase a silent no-op.
         logger.warning("train ddro: no validation queries, so no selection: the last weights are kept")
     elif all(isinstance(q, PseudoQuery) for q in validation) and not (docid_model.qg_model or docid_model.pseudo_queries_file):
-        # Selection on random spans follows real queries poorly (docs/experiments.md).
+        # Selection on random spans follows real queries poorly (docs/experiments.md#selection-on-a-bare-corpus).
         logger.warning("train ddro: no training queries, so selection reads held-out random spans, which do not "
                        "follow real queries; expect about SFT's quality (a --qg-model gives real-like pseudo-queries)")
     if measure == PAIR_LOSS:

@@ -7,7 +7,7 @@ Two validation signals:
 - the held-out pairs' loss (`loss`): the DDRO loss of the validation queries' own pairs (their
   positive against mined negatives, as in training), the reference being the weights the phase
   starts from; cheap, but it can keep falling while retrieval gets worse, hence not the default
-  (docs/experiments.md).
+  (docs/experiments.md#selection-on-a-bare-corpus).
 
 `ValidationSelection` scores the model before training and every `eval_steps`, keeps the best
 weights in memory and stops after `patience` evaluations past the warm-up without improvement.

@@ -203,7 +203,7 @@ def train_sft(docid_model, stage_examples: dict, preset, out_dir: Path, resume: 
 def replayed(earlier: list, n_own: int, ratio: float, seed: int) -> list:
     """`round(ratio * n_own)` examples drawn (seeded, without replacement while they last) from the
     earlier stages, mixed into the query stage so it does not overwrite what they taught: with only
-    hundreds of training queries, a pure query stage forgets the documents (README: *Stage replay*)."""
+    hundreds of training queries, a pure query stage forgets the documents (docs/experiments.md#choosing-the-default-preset)."""
     n = round(ratio * n_own)
     if not earlier or n <= 0:
         return []
