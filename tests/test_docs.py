@@ -116,7 +116,7 @@ def test_readme_python_block_searches_a_query_of_ones_own(tmp_path, monkeypatch,
     collection_dir = write_beir(tmp_path / "collection")
     preset = get_preset("tiny")
     collection = load_collection(collection_dir)
-    table = build_docids(collection, DocidConfig(**preset.docids))
+    table = build_docids(collection, DocidConfig(**preset.docid_plan.docids))
     build_docid_model(preset, table, [d.text for d in collection.docs], seed=0).save(tmp_path / "model")
     block = code_blocks((ROOT / "README.md").read_text(), "python")[0]
     assert '"../shared/data/cranfield"' in block and '"runs/cranfield/model-ddro"' in block
