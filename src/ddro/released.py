@@ -29,7 +29,7 @@ import numpy as np
 
 from ddro.batching import pad_input_ids
 from ddro.docids.table import PAD, DocidTable, collision_groups
-from ddro.errors import DdroError, at
+from ddro.errors import DdroError, OptionError, at
 from ddro.models.docid_model import DTYPES, DocidModel
 
 PQ_SUBSPACES = 24
@@ -218,19 +218,19 @@ def load_released(model: str, docids: str, device="cpu", dtype: str = "fp32") ->
         config = AutoConfig.from_pretrained(model)
     except (OSError, ValueError) as exc:
         if Path(model).is_dir():
-            raise DdroError(f"--model {model}: not a Hugging Face checkpoint folder ({_first_line(exc)})") from None
-        raise DdroError(f"--model {model}: no local folder of that name, and the Hugging Face hub is not reachable "
+            raise OptionError("model", f"{model}: not a Hugging Face checkpoint folder ({_first_line(exc)})") from None
+        raise OptionError("model", f"{model}: no local folder of that name, and the Hugging Face hub is not reachable "
                         f"or has no such model, with no cached copy ({_first_line(exc)}); download it where there "
                         "is a network and give its folder") from None
     if config.decoder_start_token_id is None or config.eos_token_id is None:
-        raise DdroError(f"--model {model}: its config names no decoder start or EOS token")
+        raise OptionError("model", f"{model}: its config names no decoder start or EOS token")
     table, token_ids = read_released_table(resolve_file(docids, "--docids"), int(config.vocab_size),
                                            int(config.eos_token_id), int(config.pad_token_id or 0))
     try:
         tokenizer = AutoTokenizer.from_pretrained(model)
         network = AutoModelForSeq2SeqLM.from_pretrained(model, config=config)
     except (OSError, ValueError) as exc:
-        raise DdroError(f"--model {model}: not a Hugging Face seq2seq checkpoint with a tokenizer "
+        raise OptionError("model", f"{model}: not a Hugging Face seq2seq checkpoint with a tokenizer "
                         f"({_first_line(exc)})") from None
     network = network.to(device, dtype=DTYPES[dtype]).eval()
     return ReleasedDocidModel(network, tokenizer, table, token_ids, "pretrained", int(config.eos_token_id),

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from ddro.devices import torch_device
-from ddro.errors import DdroError
+from ddro.errors import DdroError, OptionError
 
 
 def default_cache_dir() -> Path:
@@ -183,9 +183,9 @@ def get_encoder(spec: str, seed: int = 0):
     if spec == "lsa" or spec.startswith("lsa:"):
         dim = spec.partition(":")[2]
         if dim and not dim.isdigit():
-            raise DdroError(f"--encoder {spec!r}: the LSA dimension must be a number")
+            raise OptionError("encoder", f"{spec!r}: the LSA dimension must be a number")
         return LsaEncoder(int(dim) if dim else 128, seed)
-    raise DdroError(f"--encoder {spec!r}: unknown encoder (use minilm, lsa[:dim] or hf:<model id or path>)")
+    raise OptionError("encoder", f"{spec!r}: unknown encoder (use minilm, lsa[:dim] or hf:<model id or path>)")
 
 
 def document_texts(collection) -> list[str]:

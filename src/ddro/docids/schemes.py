@@ -19,7 +19,7 @@ from enum import StrEnum
 import numpy as np
 
 from ddro.docids.table import DocidTable, resolve_with_dup_tokens
-from ddro.errors import DdroError
+from ddro.errors import OptionError
 
 
 class SchemeKind(StrEnum):
@@ -50,7 +50,7 @@ def register_scheme(scheme: DocidScheme) -> DocidScheme:
 
 def get_scheme(name: str) -> DocidScheme:
     if name not in DOCID_SCHEMES:
-        raise DdroError(f"--scheme {name!r}: unknown docid scheme (choose from {', '.join(DOCID_SCHEMES)})")
+        raise OptionError("scheme", f"{name!r}: unknown docid scheme (choose from {', '.join(DOCID_SCHEMES)})")
     return DOCID_SCHEMES[name]
 
 

@@ -23,7 +23,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ddro.docids.table import pad_rows
-from ddro.errors import DdroError
+from ddro.errors import DdroError, OptionError
 
 TITLE_FALLBACK_WORDS = 12
 
@@ -84,7 +84,7 @@ def url_string(doc, rule: str = "paper") -> str:
     elif rule == "legacy":
         use_path = len(title.split()) <= 2 and bool(segments)
     else:
-        raise DdroError(f"--url-rule {rule!r}: choose paper or legacy")
+        raise OptionError("url_rule", f"{rule!r}: choose paper or legacy")
     parts = list(reversed(words)) + [domain] if use_path else [title, domain]
     return " ".join(" ".join(p for p in parts if p).split())
 
@@ -104,7 +104,7 @@ def document_tfidf(docs):
 
 def terms_strings(docs, n_terms: int) -> list[str]:
     if n_terms < 1:
-        raise DdroError(f"--terms must be at least 1 (got {n_terms})")
+        raise OptionError("terms", f"must be at least 1 (got {n_terms})")
     matrix, terms = document_tfidf(docs)
     if matrix is None:
         return [f"document {d.doc_id}" for d in docs]
@@ -131,7 +131,7 @@ def tokenize_docids(strings: list[str], tokenizer, max_tokens: int, policy: str)
     if policy not in COLLISION_POLICIES:
         raise DdroError(f"unknown collision policy {policy!r} (choose from {', '.join(COLLISION_POLICIES)})")
     if max_tokens < 2:
-        raise DdroError(f"--max-tokens must be at least 2 (got {max_tokens})")
+        raise OptionError("max_tokens", f"must be at least 2 (got {max_tokens})")
     eos = eos_token(tokenizer)
     body_len = max_tokens - 1
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields, replace
 
-from ddro.errors import DdroError
+from ddro.errors import DdroError, OptionError
 
 STAGES = ("index", "pseudo", "query")
 
@@ -188,7 +188,7 @@ def get_preset(name: str, model: str | None = None, stage_overrides: dict | None
     value; `settings` replace preset fields, those of its parts included (e.g. `seed`, `tie_output`).
     """
     if name not in PRESETS:
-        raise DdroError(f"--preset {name!r}: unknown preset (choose from {', '.join(PRESETS)})")
+        raise OptionError("preset", f"{name!r}: unknown preset (choose from {', '.join(PRESETS)})")
     preset = PRESETS[name].with_fields(**settings)
     if model:
         preset = preset.with_fields(architecture="pretrained", model=model)
@@ -200,6 +200,6 @@ def get_preset(name: str, model: str | None = None, stage_overrides: dict | None
         if stage not in stages or not hasattr(stages[stage], field_name):
             raise DdroError(f"unknown stage setting {key!r}")
         if value <= 0 and field_name != "epochs":
-            raise DdroError(f"--{key.replace('_', '-')} must be positive (got {value})")
+            raise OptionError(key, f"must be positive (got {value})")
         setattr(stages[stage], field_name, value)
     return replace(preset, stages=stages)

@@ -194,7 +194,7 @@ def generated_pseudo_queries(model_name: str, texts: list[str], n: int, seed: in
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
     from ddro.devices import torch_device
-    from ddro.errors import DdroError
+    from ddro.errors import OptionError
 
     key = hashlib.sha256(f"{model_name}|{n}|{seed}".encode())
     for text in texts:
@@ -206,7 +206,7 @@ def generated_pseudo_queries(model_name: str, texts: list[str], n: int, seed: in
         tokenizer = AutoTokenizer.from_pretrained(model_name)
         model = AutoModelForSeq2SeqLM.from_pretrained(model_name).eval()
     except (OSError, ValueError) as exc:
-        raise DdroError(f"--qg-model {model_name!r} cannot be loaded ({str(exc).splitlines()[0][:160]})") from None
+        raise OptionError("qg_model", f"{model_name!r} cannot be loaded ({str(exc).splitlines()[0][:160]})") from None
     device = torch.device(torch_device())
     model.to(device)
     batch_size = batch_size or (64 if device.type == "cuda" else 16)
