@@ -58,7 +58,7 @@ def test_architecture_answers_come_from_the_registry(tiny):
     assert replace(model, architecture="minilm-warm").encoder_lr_scale(cpu) == 0.03
     assert get_architecture("pretrained").docid_tokenizer(get_preset("cpu", model="ckpt").network) == "ckpt"
     assert get_architecture("t5-scratch").docid_tokenizer(cpu.network) is None
-    with pytest.raises(DdroError, match="unknown architecture 'nope'"):
+    with pytest.raises(DdroError, match="architecture 'nope': unknown architecture"):
         build_docid_model(get_preset("tiny", architecture="nope"), model.table, None)
     with pytest.raises(ValueError, match="registered already"):
         register_architecture(Architecture("t5-scratch", get_architecture("t5-scratch").build))

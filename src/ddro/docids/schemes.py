@@ -19,7 +19,7 @@ from enum import StrEnum
 import numpy as np
 
 from ddro.docids.table import DocidTable, resolve_with_dup_tokens
-from ddro.errors import OptionError
+from ddro.registry import Registry
 
 
 class SchemeKind(StrEnum):
@@ -38,20 +38,9 @@ class DocidScheme:
     make: Callable
 
 
-DOCID_SCHEMES: dict[str, DocidScheme] = {}
-
-
-def register_scheme(scheme: DocidScheme) -> DocidScheme:
-    if scheme.name in DOCID_SCHEMES:
-        raise ValueError(f"docid scheme {scheme.name!r} is registered already")
-    DOCID_SCHEMES[scheme.name] = scheme
-    return scheme
-
-
-def get_scheme(name: str) -> DocidScheme:
-    if name not in DOCID_SCHEMES:
-        raise OptionError("scheme", f"{name!r}: unknown docid scheme (choose from {', '.join(DOCID_SCHEMES)})")
-    return DOCID_SCHEMES[name]
+DOCID_SCHEMES = Registry("docid scheme", option="scheme")
+register_scheme = DOCID_SCHEMES.register
+get_scheme = DOCID_SCHEMES.lookup
 
 
 def schemes_of(kind: SchemeKind) -> tuple[str, ...]:

@@ -25,6 +25,7 @@ import numpy as np
 
 from ddro.docids.table import DocidTable
 from ddro.errors import DdroError
+from ddro.registry import Registry
 
 
 class BuiltModel(NamedTuple):
@@ -67,20 +68,9 @@ class Architecture:
         return network.model if self.docids_in_own_tokenizer else None
 
 
-ARCHITECTURES: dict[str, Architecture] = {}
-
-
-def register_architecture(architecture: Architecture) -> Architecture:
-    if architecture.name in ARCHITECTURES:
-        raise ValueError(f"architecture {architecture.name!r} is registered already")
-    ARCHITECTURES[architecture.name] = architecture
-    return architecture
-
-
-def get_architecture(name: str) -> Architecture:
-    if name not in ARCHITECTURES:
-        raise DdroError(f"unknown architecture {name!r} (choose from {', '.join(ARCHITECTURES)})")
-    return ARCHITECTURES[name]
+ARCHITECTURES = Registry("architecture")
+register_architecture = ARCHITECTURES.register
+get_architecture = ARCHITECTURES.lookup
 
 
 def _table_eos(table: DocidTable) -> str | None:
