@@ -78,7 +78,7 @@ def test_url_rules():
     short = Document("3", "Home", "", "http://site.com/about/team")
     assert url_string(short, "legacy") == "team about site.com"
     assert url_string(Document("4", "No url here", "", ""), "paper") == "no url here"
-    with pytest.raises(DdroError, match="url-rule"):
+    with pytest.raises(DdroError, match="url_rule"):
         url_string(doc, "other")
 
 

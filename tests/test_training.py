@@ -64,7 +64,7 @@ def test_pseudo_queries_from_a_generation_model_are_cached(setup, tmp_path, monk
     monkeypatch.setattr(transformers.AutoModelForSeq2SeqLM, "from_pretrained", lambda *a, **k: 1 / 0)
     again = pseudo_examples(collection.docs[:3], 2, seed=0, qg_model=str(tmp_path / "qg"), cache_dir=tmp_path / "cache")
     assert again == examples
-    with pytest.raises(DdroError, match="qg-model"):
+    with pytest.raises(DdroError, match="qg_model"):
         pseudo_examples(collection.docs[:3], 2, seed=0, qg_model=str(tmp_path / "none"), cache_dir=None)
 
 
