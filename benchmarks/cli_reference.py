@@ -40,14 +40,18 @@ def subcommands(parser: argparse.ArgumentParser) -> list[tuple[str, str, argpars
     return out
 
 
+# Options whose choices are transformers' (they differ between its releases): written without them.
+TRANSFORMERS_CHOICES = {"lr_scheduler_type": "SCHEDULE"}
+
+
 def flags(action: argparse.Action) -> str:
     if not action.option_strings:
         return f"`{action.metavar or action.dest}`"
     takes_value = action.nargs != 0
     value = ""
     if takes_value:
-        name = action.metavar or (("{" + ",".join(map(str, action.choices)) + "}") if action.choices
-                                  else action.dest.upper())
+        name = action.metavar or TRANSFORMERS_CHOICES.get(action.dest) or (
+            ("{" + ",".join(map(str, action.choices)) + "}") if action.choices else action.dest.upper())
         value = f" {name}" if action.nargs in (None, 1) else f" {name} ..."
     return ", ".join(f"`{option}{value}`" for option in action.option_strings)
 
@@ -70,17 +74,25 @@ def help_text(parser: argparse.ArgumentParser, action: argparse.Action) -> str:
     text = action.help or ""
     if "%" in text:
         text = parser._get_formatter()._expand_help(action)
-    if action.choices and not isinstance(action, argparse._SubParsersAction) and action.metavar:
+    if action.dest in TRANSFORMERS_CHOICES:
+        text = f"{text}; a transformers `SchedulerType` such as linear, cosine, constant"
+    elif action.choices and not isinstance(action, argparse._SubParsersAction) and action.metavar:
         text = f"{text} (one of: {', '.join(map(str, action.choices))})".strip()
     return cell(text)
 
 
 def option_rows(parser: argparse.ArgumentParser) -> list[str]:
+    from ddro.cli import TRAINER_OPTIONS
+
     lines = []
     for group in parser._action_groups:
         actions = [a for a in group._group_actions
                    if not isinstance(a, (argparse._HelpAction, argparse._SubParsersAction)) and a.help != argparse.SUPPRESS]
         if not actions:
+            continue
+        if group.title == TRAINER_OPTIONS:  # they differ between transformers releases
+            lines += ["", f"*{group.title}*: every other option of the installed transformers' `TrainingArguments` "
+                      "(e.g. `--gradient_accumulation_steps`, `--logging_steps`, `--save_strategy`); `--help` lists them."]
             continue
         lines += ["", f"*{group.title}*", "", "| option | default | help |", "|---|---|---|"]
         lines += [f"| {flags(a)} | {default(a)} | {help_text(parser, a)} |" for a in actions]

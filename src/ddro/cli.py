@@ -43,6 +43,10 @@ def add_dataclass_options(parser: argparse.ArgumentParser, cls, skip=()) -> None
             parser.add_argument(flag, type=kind, default=f.default, help=f"{help_text} (default: {f.default})".strip())
 
 
+# The group of the Trainer's own options: they are those of the installed transformers.
+TRAINER_OPTIONS = "Trainer (transformers.TrainingArguments)"
+
+
 def add_config_options(parser: argparse.ArgumentParser, cls, title: str, skip=()) -> None:
     """The fields of a `TrainingArguments` config as options, each declared as `HfArgumentParser`
     declares it (`--name`, `--name-with-dashes` and the field's `aliases`), in two groups: the
@@ -52,14 +56,21 @@ def add_config_options(parser: argparse.ArgumentParser, cls, title: str, skip=()
     hints = typing.get_type_hints(cls)
     own = {name for klass in cls.__mro__ if issubclass(klass, TrainingArguments) and klass is not TrainingArguments
            for name in vars(klass).get("__annotations__", {})}
+    # A Trainer field whose flag one of ddro's aliases took (`--warmup-ratio` is `warmup_steps`'s
+    # alias; transformers 5.2 also has a field `warmup_ratio`) is left to its default.
+    claimed = {alias for f in dataclasses.fields(cls) if f.name in own for alias in f.metadata.get("aliases", [])}
     groups = {True: parser.add_argument_group(title),
-              False: parser.add_argument_group("Trainer (transformers.TrainingArguments)")}
+              False: parser.add_argument_group(TRAINER_OPTIONS)}
     for f in dataclasses.fields(cls):
         if not f.init or f.name in skip:
             continue
+        if f.name not in own and {f"--{f.name}", "--" + f.name.replace("_", "-")} & claimed:
+            continue
         option = copy.copy(f)  # HfArgumentParser rewrites the type it reads
         option.type = hints[f.name]
-        option.metadata = {**f.metadata, "help": f"{f.metadata.get('help', '')} (default: %(default)s)".strip()}
+        # argparse reads `%` in help as a format: a Trainer help text's own `%` is escaped.
+        own_help = f.metadata.get("help", "").replace("%", "%%")
+        option.metadata = {**f.metadata, "help": f"{own_help} (default: %(default)s)".strip()}
         HfArgumentParser._parse_dataclass_field(groups[f.name in own], option)
 
 
