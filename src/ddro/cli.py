@@ -136,11 +136,11 @@ def cmd_train_sft(args) -> int:
     from ddro import recipes
     from ddro.collections import load_collection
     from ddro.docids import DocidTable
-    from ddro.outputs import check_resumable_dir
+    from ddro.outputs import check_output_dir
     from ddro.training.sft import SFTConfig
 
     out = Path(args.out)
-    check_resumable_dir(out, args.overwrite, args.resume)
+    check_output_dir(out, args.overwrite, args.resume)
     preset = preset_from_args(args)
     collection = load_collection(args.collection, args.test_fraction)
     table = DocidTable.load(args.docids)

@@ -10,21 +10,15 @@ from pathlib import Path
 from ddro.errors import DdroError
 
 
-def check_output_dir(out: Path, overwrite: bool) -> None:
-    """Fail early, before any work, when `out` exists and may not be replaced."""
-    if out.exists() and not out.is_dir():
-        raise DdroError(f"{out}: exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise DdroError(f"{out}: folder exists and is not empty (pass --overwrite to replace it)")
-
-
-def check_resumable_dir(out: Path, overwrite: bool, resume: bool) -> None:
-    """`check_output_dir` for a command that can continue an interrupted folder in place (`--resume`)."""
+def check_output_dir(out: Path, overwrite: bool, resume: bool | None = None) -> None:
+    """Fail early, before any work, when `out` exists and may not be replaced; `resume` (True or
+    False) for a command that can continue an interrupted folder in place."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise DdroError(f"{out}: exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()) and not (resume or overwrite):
-        raise DdroError(f"{out}: folder exists and is not empty (pass --resume to continue it or --overwrite)")
+    if out.is_dir() and any(out.iterdir()) and not (overwrite or resume):
+        hint = "--overwrite to replace it" if resume is None else "--resume to continue it or --overwrite"
+        raise DdroError(f"{out}: folder exists and is not empty (pass {hint})")
 
 
 @contextmanager

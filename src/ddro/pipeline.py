@@ -102,13 +102,13 @@ def run_pipeline(config: RunConfig) -> dict:
     from ddro.docids import build_docids
     from ddro.docids.schemes import COMPUTED
     from ddro.evaluation import evaluate, json_text, paired_tests, write_report
-    from ddro.outputs import atomic_files, atomic_write_text, check_resumable_dir
+    from ddro.outputs import atomic_files, atomic_write_text, check_output_dir
     from ddro.retrieval import GenerativeRetriever, beam_width
     from ddro.runs import write_trec_run
 
     load_stemmer(config.bm25_stemmer)  # an unknown name fails before anything is built
     out = Path(config.out)
-    check_resumable_dir(out, config.overwrite, config.resume)
+    check_output_dir(out, config.overwrite, config.resume)
     if config.overwrite and not config.resume and out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
