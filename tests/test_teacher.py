@@ -75,3 +75,32 @@ def test_without_a_teacher_nothing_is_taught(tiny):
     assert teach_pseudo_queries(collection, model, train + validation, positives, config) == {}
     assert positives == before
     assert all(isinstance(q, PseudoQuery) for q in train)
+
+
+@pytest.mark.parametrize("targets", [1, 2])
+def test_stage_two_pairs_each_pseudo_query_with_the_teachers_best_other_documents(tiny, targets):
+    import copy
+
+    from ddro.collections import Query
+    from ddro.models import get_preset
+    from ddro.training.sft import stage_examples_for
+
+    collection, model = tiny
+    plain = stage_examples_for(collection, copy.copy(model), get_preset("tiny"))["pseudo"]
+    preset = get_preset("tiny", pseudo_teacher="bm25", pseudo_teacher_targets=targets)
+    taught = stage_examples_for(collection, copy.copy(model), preset)["pseudo"]
+    assert taught[:len(plain)] == plain
+    bm25 = BM25Retriever().index(collection.docs)
+    index = {d.doc_id: i for i, d in enumerate(collection.docs)}
+    expected = []
+    for text, own in plain:
+        ranked = [index[d] for d, _ in bm25.search([Query("q", text)], k=targets + 1)["q"]]
+        expected += [(text, other) for other in [d for d in ranked if d != own][:targets]]
+    assert taught[len(plain):] == expected and len(expected) == targets * len(plain)
+
+
+def test_pseudo_teacher_settings_are_checked():
+    from ddro.models import get_preset
+
+    with pytest.raises(OptionError, match="pseudo_teacher_targets"):
+        get_preset("tiny", pseudo_teacher="bm25", pseudo_teacher_targets=0)
