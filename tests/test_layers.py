@@ -18,7 +18,7 @@ LAYERS = [
      "ddro.collections.textio"],
     ["ddro.collections", "ddro.docids", "ddro.decoding", "ddro.batching", "ddro.scoring"],
     ["ddro.models", "ddro.bm25", "ddro.dense", "ddro.evaluation"],
-    ["ddro.retrieval", "ddro.released", "ddro.querysets"],
+    ["ddro.retrieval", "ddro.released", "ddro.querysets", "ddro.teacher"],
     ["ddro.training"],
     ["ddro.recipes", "ddro.pipeline"],
     ["ddro.cli"],

@@ -16,8 +16,14 @@ SYSTEM_KEYS = {"RR@10", "R@10", "R@100", "Success@1", "Success@10", "nDCG@10"}
 def check_run_folder(out, test_queries):
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["split"]["test_queries"] == test_queries and "rule" in metrics["split"]
-    assert set(metrics["systems"]) == {"bm25", "dense", "sft", "ddro"}
-    assert set(metrics["significance"]) == {"sft_vs_bm25", "ddro_vs_sft", "ddro_vs_bm25", "sft_vs_dense", "ddro_vs_dense"}
+    pure, fused = {"bm25", "dense", "sft", "ddro"}, {"bm25+dense", "ddro+bm25", "ddro+bm25+dense"}
+    assert set(metrics["systems"]) == pure | fused
+    assert set(metrics["significance"]) == {"sft_vs_bm25", "ddro_vs_sft", "ddro_vs_bm25", "sft_vs_dense", "ddro_vs_dense",
+                                            "ddro+bm25_vs_bm25", "ddro+bm25+dense_vs_bm25+dense"}
+    # Every system measured on the training queries SFT held out too, never on a test query.
+    validation = metrics["validation"]
+    assert set(validation["systems"]) == pure | fused and validation["queries"] > 0
+    assert not set(validation["per_query"]["sft"]["RR@10"]) & set(metrics["per_query"]["sft"]["RR@10"])
     assert metrics["ddro"]["pairs"] > 0 and "ddro_over_sft" in metrics["timings"]
     for values in metrics["systems"].values():
         assert SYSTEM_KEYS <= set(values) and all(0.0 <= v <= 1.0 for v in values.values())
@@ -25,6 +31,7 @@ def check_run_folder(out, test_queries):
     assert 0.0 < p["randomization_p"] <= 1.0 and 0.0 <= p["t_test_p"] <= 1.0
     assert {"docids_seconds", "bm25_seconds", "sft_seconds", "search_seconds"} <= set(metrics["timings"])
     for name in ("report.md", "report.png", "runs/bm25.trec", "runs/dense.trec", "runs/sft.trec", "runs/ddro.trec", "config.json",
+                 "runs/ddro+bm25.trec", "runs/validation/ddro.trec", "runs/validation/bm25+dense.trec",
                  "model/ddro_model.json", "model-ddro/ddro_model.json"):
         assert (out / name).is_file(), name
     config = json.loads((out / "config.json").read_text())

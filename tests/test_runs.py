@@ -67,3 +67,35 @@ def test_repeated_document_in_file_names_file_and_line(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(DdroError, match="file not found"):
         read_trec_run(tmp_path / "none.run")
+
+
+def rrf_by_formula(runs, rrf_k):
+    """Reciprocal-rank fusion written out: every document of any run, its sum of 1 / (rrf_k + rank)."""
+    scores = {}
+    for run in runs:
+        for qid, ranking in run.items():
+            for rank, (doc, _) in enumerate(ranking, start=1):
+                scores.setdefault(qid, {}).setdefault(doc, 0.0)
+                scores[qid][doc] += 1.0 / (rrf_k + rank)
+    return scores
+
+
+def test_rrf_matches_the_formula_and_breaks_ties_by_first_appearance():
+    from ddro.runs import fuse_rrf
+
+    a = {"q1": [("d1", 9.0), ("d2", 5.0), ("d3", 1.0)], "q2": [("d4", 1.0)]}
+    b = {"q1": [("d3", 0.9), ("d2", 0.8), ("d5", 0.1)], "q3": [("d6", 2.0), ("d7", 1.0)]}
+    fused = fuse_rrf([a, b], k=10, rrf_k=60)
+    expected = rrf_by_formula([a, b], 60)
+    assert set(fused) == {"q1", "q2", "q3"}  # a query only one run ranks is kept
+    for qid, ranking in fused.items():
+        assert dict(ranking) == pytest.approx(expected[qid])
+        assert [s for _, s in ranking] == sorted((s for _, s in ranking), reverse=True)
+    # d3 (ranks 3 and 1) edges out d2 (2 and 2): 1/63 + 1/61 > 2/62.
+    assert [d for d, _ in fused["q1"]] == ["d3", "d2", "d1", "d5"]
+    assert [d for d, _ in fuse_rrf([a, b], k=2)["q1"]] == ["d3", "d2"]
+    # Exact ties keep the order of first appearance.
+    swapped = fuse_rrf([{"q": [("x", 2.0), ("y", 1.0)]}, {"q": [("y", 2.0), ("x", 1.0)]}])
+    assert [d for d, _ in swapped["q"]] == ["x", "y"] and swapped["q"][0][1] == swapped["q"][1][1]
+    assert fuse_rrf([a]) == {q: [(d, 1.0 / (60 + r)) for r, (d, _) in enumerate(ranking, start=1)]
+                             for q, ranking in a.items()}

@@ -322,7 +322,8 @@ def preset_from_args(args):
     # `--validation-fraction`: SFT's own option under `train sft`; under `ddro run` the DDRO option,
     # so that both phases hold out the same queries.
     fields |= {name: getattr(args, name) for name in ("replay", "query_repeats", "pseudo_queries_per_doc",
-                                                      "passages_per_doc", "precision", "validation_fraction")
+                                                      "passages_per_doc", "precision", "validation_fraction",
+                                                      "pseudo_teacher", "pseudo_teacher_targets")
                if getattr(args, name, None) is not None}
     return get_preset(args.preset, args.model, overrides, **fields)
 
@@ -330,6 +331,7 @@ def preset_from_args(args):
 def _add_model_options(parser) -> None:
     from ddro.models import DEFAULT_PRESET, PRESETS
     from ddro.models.presets import STAGES
+    from ddro.teacher import TEACHERS
 
     parser.add_argument("--preset", default=DEFAULT_PRESET, choices=list(PRESETS),
                         help=f"model and training preset (default: {DEFAULT_PRESET})")
@@ -353,6 +355,10 @@ def _add_model_options(parser) -> None:
     parser.add_argument("--query-repeats", type=int, default=None, help="times each training query is repeated in stage 3")
     parser.add_argument("--pseudo-queries-per-doc", type=int, default=None, help="pseudo-queries per document (stage 2)")
     parser.add_argument("--passages-per-doc", type=int, default=None, help="passages per document (stage 1)")
+    parser.add_argument("--pseudo-teacher", default=None, choices=TEACHERS, help="also pair each stage-2 "
+                        "pseudo-query with this teacher's best other documents (default: its own document only)")
+    parser.add_argument("--pseudo-teacher-targets", type=int, default=None, help="with --pseudo-teacher, how many "
+                        "of the teacher's documents each pseudo-query is paired with (default: the preset's)")
     _add_precision_option(parser, "(default: the preset's: bf16 for t5-base, fp32 for the others); "
                           "recorded in the model folder, which searches with it")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run in the same folder")

@@ -84,21 +84,48 @@ def run_docid_config(preset: Preset, scheme: str | None, seed: int, documents: i
     return DocidConfig(**preset.docid_options(documents, scheme), seed=seed)
 
 
-def _dense_run(docid_config, collection, queries, k: int):
+def _dense_retriever(docid_config, collection):
     """Exact retrieval with the docid encoder's document embeddings (cached when the docids were built)."""
     from ddro.dense import DenseRetriever
     from ddro.docids.encoders import get_encoder, resolve_cache_dir
 
     encoder = get_encoder(docid_config.encoder, docid_config.seed)
-    retriever = DenseRetriever(encoder, resolve_cache_dir(docid_config.cache_dir)).index(collection)
-    return retriever.search(queries, k=k)
+    return DenseRetriever(encoder, resolve_cache_dir(docid_config.cache_dir)).index(collection)
+
+
+# The systems whose test rankings are compared by paired tests, where both ran.
+COMPARISONS = [("sft", "bm25"), ("ddro", "sft"), ("ddro", "bm25"), ("sft", "dense"), ("ddro", "dense"),
+               ("ddro+bm25", "bm25"), ("ddro+bm25+dense", "bm25+dense"), ("sft+bm25", "bm25"),
+               ("sft+bm25+dense", "bm25+dense")]
+
+
+def fused_runs(runs: dict, k: int) -> dict:
+    """Reciprocal-rank fusions beside the pure systems, each its own row: BM25 with dense, and the
+    generative system (DDRO, else SFT) with BM25 and with both; fusing BM25 and dense alone shows
+    what the generative run adds to them."""
+    from ddro.runs import fuse_rrf
+
+    generative = "ddro" if "ddro" in runs else "sft" if "sft" in runs else None
+    fused = {}
+    if "dense" in runs:
+        fused["bm25+dense"] = fuse_rrf([runs["bm25"], runs["dense"]], k)
+    if generative:
+        fused[f"{generative}+bm25"] = fuse_rrf([runs[generative], runs["bm25"]], k)
+        if "dense" in runs:
+            fused[f"{generative}+bm25+dense"] = fuse_rrf([runs[generative], runs["bm25"], runs["dense"]], k)
+    return fused
+
+
+def _run_file(part: str, name: str) -> str:
+    """Test runs keep their place (`runs/<system>.trec`); validation runs go under `runs/validation/`."""
+    return f"{name}.trec" if part == "test" else f"{part}/{name}.trec"
 
 
 def run_pipeline(config: RunConfig) -> dict:
     from ddro import recipes
     from ddro.bm25 import BM25Retriever, load_stemmer
     from ddro.collections import load_collection
-    from ddro.collections.base import check_split
+    from ddro.collections.base import check_split, validation_part
     from ddro.docids import build_docids
     from ddro.docids.schemes import COMPUTED
     from ddro.evaluation import evaluate, json_text, paired_tests, write_report
@@ -143,24 +170,34 @@ def run_pipeline(config: RunConfig) -> dict:
             docids_stage.save(table)
     runs_dir = out / "runs"
     runs_dir.mkdir(exist_ok=True)
+    # The training queries SFT held out (and DDRO selects on): every system is measured on them too,
+    # so that settings can be chosen without reading the test queries.
+    held_out = validation_part(collection.split.train, preset.validation_fraction)
+    query_sets = {"test": test_queries, "validation": [q for q in collection.queries_of("train") if q.query_id in held_out]}
+    runs: dict[str, dict] = {part: {} for part in query_sets}
+
+    def search_all(name: str, search) -> None:
+        for part, queries in query_sets.items():
+            if queries:
+                runs[part][name] = search(queries)
+                write_trec_run(runs[part][name], runs_dir / _run_file(part, name), name)
+
     with timed(timings, "bm25"):
         bm25 = BM25Retriever(stemmer=config.bm25_stemmer)
         bm25.index(collection.docs)
-        bm25_run = bm25.search(test_queries, k=config.k)
-        write_trec_run(bm25_run, runs_dir / "bm25.trec", "bm25")
-    runs = {"bm25": bm25_run}
+        search_all("bm25", lambda queries: bm25.search(queries, k=config.k))
     if table.scheme in COMPUTED:
         with timed(timings, "dense"):
-            runs["dense"] = _dense_run(docid_config, collection, test_queries, config.k)
-            write_trec_run(runs["dense"], runs_dir / "dense.trec", "dense")
+            dense = _dense_retriever(docid_config, collection)
+            search_all("dense", lambda queries: dense.search(queries, k=config.k))
     with timed(timings, "sft"):
         docid_model, sft_result = recipes.train_sft(
             collection, table, preset, recipes.SFTStage(out / "model", out / "training", out / "sft_timings.json"),
             config.seed, config.qg_model, config.pseudo_queries_file, resume=config.resume)
     beams = beam_width(config.beams or preset.beams, config.k, config.beams_at_least_k)
+    generative = GenerativeRetriever(docid_model)
     with timed(timings, "search"):
-        runs["sft"] = GenerativeRetriever(docid_model).search(test_queries, k=config.k, num_beams=beams)
-        write_trec_run(runs["sft"], runs_dir / "sft.trec", "sft")
+        search_all("sft", lambda queries: generative.search(queries, k=config.k, num_beams=beams))
     ddro_result = None
     if config.ddro is not None:
         with timed(timings, "ddro"):
@@ -169,15 +206,24 @@ def run_pipeline(config: RunConfig) -> dict:
                 recipes.DDROStage(out / "model-ddro", out / "training" / "ddro", out / "ddro_summary.json"),
                 resume=config.resume)
         with timed(timings, "ddro_search"):
-            runs["ddro"] = GenerativeRetriever(docid_model).search(test_queries, k=config.k, num_beams=beams)
-            write_trec_run(runs["ddro"], runs_dir / "ddro.trec", "ddro")
+            search_all("ddro", lambda queries: generative.search(queries, k=config.k, num_beams=beams))
+    for part, part_runs in runs.items():
+        for name, fused in fused_runs(part_runs, config.k).items():
+            part_runs[name] = fused
+            write_trec_run(fused, runs_dir / _run_file(part, name), name)
     with timed(timings, "evaluation"):
         qrels = collection.qrels_dict(collection.split.test, "test")
         query_ids = [q.query_id for q in test_queries]
-        results = {name: evaluate(run, qrels, query_ids) for name, run in runs.items()}
-        comparisons = [("sft", "bm25")] + ([("ddro", "sft"), ("ddro", "bm25")] if "ddro" in runs else [])
-        comparisons += [(system, "dense") for system in ("sft", "ddro") if system in runs and "dense" in runs]
+        results = {name: evaluate(run, qrels, query_ids) for name, run in runs["test"].items()}
+        comparisons = [(a, b) for a, b in COMPARISONS if a in results and b in results]
         significance = {f"{a}_vs_{b}": paired_tests(results[a]["per_query"], results[b]["per_query"]) for a, b in comparisons}
+        validation = None
+        if query_sets["validation"]:
+            train_qrels = collection.qrels_dict(collection.split.train, "train")
+            validation_ids = [q.query_id for q in query_sets["validation"]]
+            measured = {name: evaluate(run, train_qrels, validation_ids) for name, run in runs["validation"].items()}
+            validation = {"queries": len(validation_ids), "systems": {n: r["aggregate"] for n, r in measured.items()},
+                          "per_query": {n: r["per_query"] for n, r in measured.items()}}
     metrics = {
         "collection": collection.name,
         "split": collection.split.describe() | {"rule": collection.split.rule},
@@ -189,6 +235,9 @@ def run_pipeline(config: RunConfig) -> dict:
         "beams": beams,
         "seed": config.seed,
         "per_query": {name: r["per_query"] for name, r in results.items()},
+        # The same systems on the held-out training queries (None when the split has none); DDRO
+        # selected its weights on these queries, so its validation numbers are its best ones.
+        "validation": validation,
     }
     if ddro_result is not None:
         metrics["ddro"] = {k: v for k, v in ddro_result.to_dict().items() if k != "config"}

@@ -139,3 +139,25 @@ def split_record_path(run_path) -> Path:
     (`RUN.trec` -> `RUN.trec.split.json`), which `ddro eval` checks."""
     run_path = Path(run_path)
     return run_path.with_name(run_path.name + ".split.json")
+
+
+# Reciprocal-rank fusion's constant (Cormack, Clarke and Buettcher, SIGIR 2009), not tuned here.
+RRF_K = 60
+
+
+def fuse_rrf(runs: list[Run], k: int = DEFAULT_K, rrf_k: int = RRF_K) -> Run:
+    """Reciprocal-rank fusion of `runs`: each document scores the sum over the runs that rank it
+    of `1 / (rrf_k + rank)`, and each query keeps its top `k`. Ties keep the order of first
+    appearance (runs in the order given, ranks within each), so the fused run is deterministic.
+    A query only some runs rank is fused from those."""
+    if not runs:
+        raise ValueError("fusion needs at least one run")
+    fused: Run = {}
+    for query_id in dict.fromkeys(q for run in runs for q in run):
+        scores: dict[str, float] = {}
+        for run in runs:
+            for rank, (doc_id, _) in enumerate(run.get(query_id, []), start=1):
+                scores[doc_id] = scores.get(doc_id, 0.0) + 1.0 / (rrf_k + rank)
+        # sorted() is stable: equal scores stay in order of first appearance.
+        fused[query_id] = sorted(scores.items(), key=lambda item: -item[1])[:k]
+    return fused

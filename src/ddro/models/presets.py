@@ -83,6 +83,10 @@ class Preset:
     passages_per_doc: int = 10
     passage_words: int = 40
     pseudo_queries_per_doc: int = 6
+    # Stage 2 also pairs each pseudo-query with a teacher's (`ddro.teacher`: bm25, dense, bm25+dense)
+    # best `pseudo_teacher_targets` documents other than its own; None: its own document only.
+    pseudo_teacher: str | None = None
+    pseudo_teacher_targets: int = 1
     query_repeats: int = 1
     # Training queries held out of SFT for validation and DDRO's model selection.
     validation_fraction: float = 0.2
@@ -190,6 +194,8 @@ def get_preset(name: str, model: str | None = None, stage_overrides: dict | None
     if name not in PRESETS:
         raise OptionError("preset", f"{name!r}: unknown preset (choose from {', '.join(PRESETS)})")
     preset = PRESETS[name].with_fields(**settings)
+    if preset.pseudo_teacher_targets < 1:
+        raise OptionError("pseudo_teacher_targets", f"must be at least 1 (got {preset.pseudo_teacher_targets})")
     if model:
         preset = preset.with_fields(architecture="pretrained", model=model)
     stages = {stage: replace(config) for stage, config in preset.stages.items()}

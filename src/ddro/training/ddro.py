@@ -37,6 +37,7 @@ from ddro.collections.base import PseudoQuery
 from ddro.errors import DdroError, OptionError
 from ddro.precision import autocast
 from ddro.scoring import docid_logprobs, query_states
+from ddro.teacher import Teacher, check_teacher
 from ddro.training.ddro_loss import compared_logps, ddro_loss
 from ddro.training.arguments import DdroTrainingArguments
 from ddro.training.negatives import (NegativeConfig, Pair, bm25_rankings, make_pairs, parse_bands,
@@ -61,7 +62,8 @@ _RECORDED = {"beta": "beta", "loss_type": "loss_type", "nll_weight": "nll_weight
              "max_grad_norm": "max_grad_norm", "precompute_ref_log_probs": "precompute_ref_log_probs",
              "per_query": "per_query", "per_positive": "per_positive", "band_proportions": "band_proportions",
              "bands": "bands", "negatives_run": "negatives_run", "bm25_stemmer": "bm25_stemmer",
-             "model_negatives": "model_negatives", "pseudo_queries": "pseudo_queries",
+             "model_negatives": "model_negatives", "pseudo_queries": "pseudo_queries", "teacher": "teacher",
+             "teacher_positives": "teacher_positives",
              "validation_fraction": "validation_fraction", "validation_min_queries": "validation_min_queries",
              "eval_steps": "eval_steps", "patience": "patience", "validation_measure": "validation_measure",
              "validation_beams": "validation_beams", "seed": "seed"}
@@ -112,6 +114,13 @@ class DDROConfig(DdroTrainingArguments):
         "help": "mine the SFT model's own constrained-search ranking of the training queries instead of BM25"})
     pseudo_queries: int = field(default=2000, metadata={
         "help": "pseudo-queries (one per document, at most this many) added to the training queries"})
+    teacher: str | None = field(default=None, metadata={
+        "help": "rank each pseudo-query over the whole collection by a teacher: bm25, dense (the docid "
+                "encoder's embeddings) or bm25+dense (reciprocal-rank fusion); its negatives come from the "
+                "teacher's rank bands (default: BM25 among the other pseudo-queries' documents)"})
+    teacher_positives: int = field(default=1, metadata={
+        "help": "with --teacher, a pseudo-query's positives: its own document and the teacher's next best, "
+                "this many in all"})
     validation_fraction: float | None = field(default=None, metadata={
         "help": "training queries held out for selection (default: the part SFT held out, else 0.2)"})
     validation_min_queries: int = field(default=0, metadata={
@@ -136,7 +145,7 @@ class DDROConfig(DdroTrainingArguments):
         if self.loss_type not in LOSS_TYPES:
             raise OptionError("loss_type", f"{self.loss_type!r}: choose from {', '.join(LOSS_TYPES)}")
         for name in ("beta", "num_train_epochs", "learning_rate", "per_device_train_batch_size", "per_query",
-                     "eval_steps", "patience", "validation_beams"):
+                     "eval_steps", "patience", "validation_beams", "teacher_positives"):
             if not getattr(self, name) > 0:
                 raise OptionError(name, f"must be positive (got {getattr(self, name)})")
         for name in ("nll_weight", "encoder_lr_scale", "pseudo_queries", "validation_min_queries"):
@@ -150,6 +159,8 @@ class DDROConfig(DdroTrainingArguments):
         if min(proportions) < 0 or sum(proportions) <= 0:
             raise OptionError("band_proportions", f"{self.band_proportions!r}: expected shares >= 0, not all 0")
         load_stemmer(self.bm25_stemmer)  # an unknown name fails here, before any training
+        if self.teacher is not None:
+            check_teacher(self.teacher)
         _check_measure(self.validation_measure)
 
     def band_ranges(self) -> tuple:
@@ -356,20 +367,44 @@ def model_rankings(search, queries, depth: int) -> dict[str, list[str]]:
     return {qid: [doc_id for doc_id, _ in ranked] for qid, ranked in run.items()}
 
 
-def negative_rankings(collection, search, query_sets, positives, config: DDROConfig) -> dict[str, list[str]]:
+def teach_pseudo_queries(collection, docid_model, queries, positives, config: DDROConfig) -> dict[str, list[str]]:
+    """With `config.teacher`: the teacher's ranking of each pseudo-query of `queries` over the whole
+    collection (to the negatives' depth), and in `positives` (changed in place) each pseudo-query's
+    own document followed by the teacher's best others, `teacher_positives` in all. Without a
+    teacher: nothing (`{}`)."""
+    pseudo = [q for q in queries if isinstance(q, PseudoQuery)]
+    if config.teacher is None or not pseudo:
+        return {}
+    options = docid_model.table.options
+    teacher = Teacher(config.teacher, collection, encoder=options.get("encoder", "minilm"),
+                      stemmer=config.bm25_stemmer, seed=options.get("seed", 0))
+    rankings = teacher.rankings(pseudo, config.negatives().depth)
+    index = {doc_id: i for i, doc_id in enumerate(docid_model.table.doc_ids)}
+    for query in pseudo:
+        own = positives[query.query_id][0]
+        others = [index[d] for d in rankings.get(query.query_id, []) if index[d] != own]
+        positives[query.query_id] = [own] + others[:config.teacher_positives - 1]
+    return rankings
+
+
+def negative_rankings(collection, search, query_sets, positives, config: DDROConfig,
+                      taught: dict[str, list[str]] | None = None) -> dict[str, list[str]]:
     """The ranking each query's negatives are drawn from (BM25, a run file or the model's own
     `search`), for each list of queries in `query_sets` (training and validation queries are
     ranked together, from one BM25 index or one read of the run file, but each set keeps its own
     pool).
 
-    A pseudo-query's ranking keeps only the documents of its set's pseudo-queries: its positive is
-    an arbitrary document, and negatives from the whole collection would teach the decoder to
-    prefer the sampled documents for any query (docs/experiments.md#pseudo-query-negatives). BM25
+    A pseudo-query's ranking is its teacher's (`taught`, from `teach_pseudo_queries`) when it has
+    one. Otherwise it keeps only the documents of its set's pseudo-queries: its positive is an
+    arbitrary document, and negatives from the whole collection would teach the decoder to prefer
+    the sampled documents for any query (docs/experiments.md#pseudo-query-negatives). BM25
     searches deeper for pseudo-queries so that about `depth` pooled documents remain.
     """
+    taught = taught or {}
     doc_ids = [d.doc_id for d in collection.docs]
     depth = config.negatives().depth
-    pseudo_sets = [[q for q in queries if isinstance(q, PseudoQuery)] for queries in query_sets]
+    pseudo_sets = [[q for q in queries if isinstance(q, PseudoQuery) and q.query_id not in taught]
+                   for queries in query_sets]
     pools = [{doc_ids[positives[q.query_id][0]] for q in pseudo} for pseudo in pseudo_sets]
     if config.negatives_run:
         rankings = run_file_rankings(config.negatives_run)
@@ -383,7 +418,7 @@ def negative_rankings(collection, search, query_sets, positives, config: DDROCon
     for pseudo, pool in zip(pseudo_sets, pools):
         for query in pseudo:
             rankings[query.query_id] = [d for d in rankings.get(query.query_id, []) if d in pool]
-    return rankings
+    return rankings | taught
 
 
 @dataclass
@@ -420,8 +455,9 @@ def train_ddro(docid_model, collection, config: DDROConfig, out_dir) -> DDROResu
     search = constrained_search(docid_model)
     train_queries, validation, positives = training_queries(collection, docid_model, config, out_dir)
     measure = config.validation_measure if validation else None
+    taught = teach_pseudo_queries(collection, docid_model, train_queries + validation, positives, config)
     ranked_sets = [train_queries] + ([validation] if measure == PAIR_LOSS else [])
-    rankings = negative_rankings(collection, search, ranked_sets, positives, config)
+    rankings = negative_rankings(collection, search, ranked_sets, positives, config, taught)
     pairs = make_pairs(train_queries, positives, rankings, docid_model.table, config.negatives())
     if not pairs:
         raise DdroError("no DDRO training pairs: the collection has no usable training or pseudo queries")

@@ -93,6 +93,18 @@ def pseudo_examples(docs, n: int, seed: int, qg_model: str | None = None, cache_
     return [(q, i) for i, qs in enumerate(queries) for q in qs]
 
 
+def teacher_examples(collection, examples: list[Example], teacher, targets: int) -> list[Example]:
+    """For each example `(pseudo-query, document)`, the pairs of the pseudo-query with the teacher's
+    best `targets` documents other than its own (a text two documents share is ranked once)."""
+    from ddro.collections.base import PseudoQuery
+
+    texts = list(dict.fromkeys(text for text, _ in examples))
+    rankings = teacher.rankings([PseudoQuery(str(n), text) for n, text in enumerate(texts)], targets + 1)
+    index = {d.doc_id: i for i, d in enumerate(collection.docs)}
+    ranked = {text: [index[d] for d in rankings[str(n)]] for n, text in enumerate(texts)}
+    return [(text, other) for text, own in examples for other in [d for d in ranked[text] if d != own][:targets]]
+
+
 def one_pseudo_query_source(qg_model, queries_file) -> None:
     if qg_model and queries_file:
         from ddro.errors import DdroError

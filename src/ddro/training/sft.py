@@ -219,7 +219,8 @@ def stage_examples_for(collection, docid_model, preset, qg_model: str | None = N
     `pseudo_queries_file`, so that DDRO's pseudo-queries come from the same source, and the split,
     so that later steps refuse another)."""
     from ddro.collections.base import validation_part
-    from ddro.training.instances import index_examples, pseudo_examples, query_examples, record_pseudo_queries_file
+    from ddro.training.instances import (index_examples, pseudo_examples, query_examples, record_pseudo_queries_file,
+                                         teacher_examples)
 
     doc_index = {d.doc_id: i for i, d in enumerate(collection.docs)}
     validation = validation_part(collection.split.train, preset.validation_fraction)
@@ -227,10 +228,20 @@ def stage_examples_for(collection, docid_model, preset, qg_model: str | None = N
     docid_model.qg_model = qg_model
     record_pseudo_queries_file(docid_model, pseudo_queries_file)
     docid_model.split = collection.split.record()
+    pseudo = pseudo_examples(collection.docs, preset.pseudo_queries_per_doc, preset.seed, qg_model, cache_dir,
+                             pseudo_queries_file)
+    if preset.pseudo_teacher:
+        from ddro.teacher import Teacher, check_teacher
+
+        check_teacher(preset.pseudo_teacher, "pseudo_teacher")
+
+        options = docid_model.table.options
+        teacher = Teacher(preset.pseudo_teacher, collection, encoder=options.get("encoder", "minilm"),
+                          seed=options.get("seed", 0))
+        pseudo += teacher_examples(collection, pseudo, teacher, preset.pseudo_teacher_targets)
     return {
         "index": index_examples(collection.docs, preset.passages_per_doc, preset.passage_words, preset.seed),
-        "pseudo": pseudo_examples(collection.docs, preset.pseudo_queries_per_doc, preset.seed, qg_model, cache_dir,
-                                  pseudo_queries_file),
+        "pseudo": pseudo,
         "query": query_examples(collection, doc_index, preset.query_repeats, validation),
     }
 
