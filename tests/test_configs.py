@@ -12,7 +12,7 @@ from ddro.training.sft import SFTConfig
 # The keys `ddro_summary.json` has always recorded the phase's settings under.
 RECORDED = ["beta", "loss_type", "nll_weight", "learning_rate", "encoder_lr_scale", "dropout", "epochs", "batch_size",
             "warmup_ratio", "max_grad_norm", "precompute_ref_log_probs", "per_query", "per_positive",
-            "band_proportions", "bands", "negatives_run", "bm25_stemmer", "model_negatives", "pseudo_queries",
+            "band_proportions", "bands", "negatives_run", "bm25_stemmer", "model_negatives", "pseudo_queries", "teacher", "teacher_positives",
             "validation_fraction", "validation_min_queries", "eval_steps", "patience", "validation_measure",
             "validation_beams", "seed"]
 

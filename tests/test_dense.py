@@ -64,8 +64,9 @@ def test_run_writes_the_dense_row_of_the_docid_encoder(beir_dir, tmp_path):
     out = tmp_path / "run"
     assert main(["run", "--collection", str(beir_dir), "--out", str(out), *BRIEF]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
-    assert list(metrics["systems"]) == ["bm25", "dense", "sft"]
-    assert set(metrics["significance"]) == {"sft_vs_bm25", "sft_vs_dense"} and "dense_seconds" in metrics["timings"]
+    assert list(metrics["systems"]) == ["bm25", "dense", "sft", "bm25+dense", "sft+bm25", "sft+bm25+dense"]
+    assert set(metrics["significance"]) == {"sft_vs_bm25", "sft_vs_dense", "sft+bm25_vs_bm25",
+                                            "sft+bm25+dense_vs_bm25+dense"} and "dense_seconds" in metrics["timings"]
     collection = load_collection(beir_dir)
     queries = collection.queries_of("test")
     run = read_trec_run(out / "runs" / "dense.trec")
@@ -79,4 +80,4 @@ def test_docids_made_from_text_have_no_dense_row(beir_dir, tmp_path):
     out = tmp_path / "run"
     assert main(["run", "--collection", str(beir_dir), "--out", str(out), *BRIEF, "--scheme", "atomic"]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
-    assert list(metrics["systems"]) == ["bm25", "sft"] and not (out / "runs" / "dense.trec").exists()
+    assert list(metrics["systems"]) == ["bm25", "sft", "sft+bm25"] and not (out / "runs" / "dense.trec").exists()
