@@ -16,8 +16,7 @@ import json
 
 from ddro.bm25 import BM25Retriever
 from ddro.collections import load_collection
-from ddro.dense import DenseRetriever
-from ddro.docids.encoders import default_cache_dir, get_encoder
+from ddro.dense import encoder_retriever
 from ddro.evaluation import evaluate, paired_tests
 
 SHOWN = ["RR@10", "nDCG@10", "R@10", "R@100", "Success@1", "Success@10"]
@@ -39,7 +38,7 @@ def main() -> None:
     qrels = collection.qrels_dict(collection.split.test)
     runs = {f"bm25-{s}": BM25Retriever(stemmer=s).index(collection.docs).search(queries, k=100) for s in args.stemmers}
     dense = f"dense-{args.encoder}"
-    runs[dense] = DenseRetriever(get_encoder(args.encoder), default_cache_dir()).index(collection).search(queries, k=100)
+    runs[dense] = encoder_retriever(collection, args.encoder).search(queries, k=100)
     results = {name: evaluate(run, qrels, query_ids) for name, run in runs.items()}
     pairs = [(a, b) for a, b in [("bm25-english", "bm25-none"), (dense, "bm25-english")] if a in runs and b in runs]
     report = {

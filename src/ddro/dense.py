@@ -17,6 +17,14 @@ from ddro.collections.base import Query
 from ddro.runs import DEFAULT_K, Run
 
 
+def encoder_retriever(collection, encoder: str, seed: int = 0, cache_dir: str | None = None) -> "DenseRetriever":
+    """A `DenseRetriever` over `collection` with the `docids.encoders.get_encoder` spec `encoder`,
+    its document embeddings cached under `cache_dir` (default: ddro's cache), as the docids cache them."""
+    from ddro.docids.encoders import get_encoder, resolve_cache_dir
+
+    return DenseRetriever(get_encoder(encoder, seed), resolve_cache_dir(cache_dir)).index(collection)
+
+
 class DenseRetriever:
     def __init__(self, encoder, cache_dir: Path | None = None):
         self.encoder = encoder

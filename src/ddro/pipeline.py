@@ -2,8 +2,9 @@
 
 Stages (each timed in `metrics.json` -> `timings`): docids, BM25 baseline, dense baseline, SFT
 training, search, evaluation. Everything lands in one output folder: `docids/`, `model/`,
-`runs/*.trec`, `metrics.json`, `report.md`, `report.png`, `config.json` (preset, options,
-versions, seed).
+`runs/*.trec` (test queries; `runs/validation/*.trec`: the training queries SFT held out),
+`metrics.json`, `report.md`, `report.png`, `config.json` (preset, options, versions, seed).
+Beside the pure systems, reciprocal-rank fusions of them are rows of their own (`fused_runs`).
 
 The dense baseline is exact retrieval with the embeddings the computed docids (pq, rq, hkmeans)
 were made from (`ddro.dense`), so the comparison with SFT and DDRO shows what the docid codes keep
@@ -84,15 +85,6 @@ def run_docid_config(preset: Preset, scheme: str | None, seed: int, documents: i
     return DocidConfig(**preset.docid_options(documents, scheme), seed=seed)
 
 
-def _dense_retriever(docid_config, collection):
-    """Exact retrieval with the docid encoder's document embeddings (cached when the docids were built)."""
-    from ddro.dense import DenseRetriever
-    from ddro.docids.encoders import get_encoder, resolve_cache_dir
-
-    encoder = get_encoder(docid_config.encoder, docid_config.seed)
-    return DenseRetriever(encoder, resolve_cache_dir(docid_config.cache_dir)).index(collection)
-
-
 # The systems whose test rankings are compared by paired tests, where both ran.
 COMPARISONS = [("sft", "bm25"), ("ddro", "sft"), ("ddro", "bm25"), ("sft", "dense"), ("ddro", "dense"),
                ("ddro+bm25", "bm25"), ("ddro+bm25+dense", "bm25+dense"), ("sft+bm25", "bm25"),
@@ -126,6 +118,7 @@ def run_pipeline(config: RunConfig) -> dict:
     from ddro.bm25 import BM25Retriever, load_stemmer
     from ddro.collections import load_collection
     from ddro.collections.base import check_split, validation_part
+    from ddro.dense import encoder_retriever
     from ddro.docids import build_docids
     from ddro.docids.schemes import COMPUTED
     from ddro.evaluation import evaluate, json_text, paired_tests, write_report
@@ -188,7 +181,8 @@ def run_pipeline(config: RunConfig) -> dict:
         search_all("bm25", lambda queries: bm25.search(queries, k=config.k))
     if table.scheme in COMPUTED:
         with timed(timings, "dense"):
-            dense = _dense_retriever(docid_config, collection)
+            # The docid encoder's document embeddings, cached when the docids were built.
+            dense = encoder_retriever(collection, docid_config.encoder, docid_config.seed, docid_config.cache_dir)
             search_all("dense", lambda queries: dense.search(queries, k=config.k))
     with timed(timings, "sft"):
         docid_model, sft_result = recipes.train_sft(

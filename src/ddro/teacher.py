@@ -15,31 +15,37 @@ from ddro.runs import fuse_rrf
 TEACHERS = ("bm25", "dense", "bm25+dense")
 
 
-def check_teacher(name: str, field: str = "teacher") -> None:
+def check_teacher(name: str, option: str = "teacher") -> None:
     if name not in TEACHERS:
-        raise OptionError(field, f"{name!r}: choose from {', '.join(TEACHERS)}")
+        raise OptionError(option, f"{name!r}: choose from {', '.join(TEACHERS)}")
 
 
 class Teacher:
     """Ranks queries over a collection by BM25, by dense retrieval with `encoder` (a
-    `docids.encoders.get_encoder` spec), or by both fused (`bm25+dense`)."""
+    `docids.encoders.get_encoder` spec), or by both fused (`bm25+dense`). `option` names the setting
+    an unknown `name` came from."""
 
     def __init__(self, name: str, collection, encoder: str = "minilm", stemmer: str = DEFAULT_STEMMER,
-                 seed: int = 0, cache_dir: str | None = None):
-        check_teacher(name)
-        self.name = name
+                 seed: int = 0, cache_dir: str | None = None, option: str = "teacher"):
+        check_teacher(name, option)
         self.retrievers = []
         if name in ("bm25", "bm25+dense"):
             from ddro.bm25 import BM25Retriever
 
             self.retrievers.append(BM25Retriever(stemmer=stemmer).index(collection.docs))
         if name in ("dense", "bm25+dense"):
-            from ddro.dense import DenseRetriever
-            from ddro.docids.encoders import get_encoder, resolve_cache_dir
+            from ddro.dense import encoder_retriever
 
-            self.retrievers.append(DenseRetriever(get_encoder(encoder, seed), resolve_cache_dir(cache_dir))
-                                   .index(collection))
+            self.retrievers.append(encoder_retriever(collection, encoder, seed, cache_dir))
         self.documents = len(collection.docs)
+
+    @classmethod
+    def for_docids(cls, name: str, collection, table, stemmer: str = DEFAULT_STEMMER,
+                   option: str = "teacher") -> "Teacher":
+        """The teacher whose dense part is the encoder `table`'s docids were computed from (MiniLM
+        for docids made from text, which name none)."""
+        return cls(name, collection, encoder=table.options.get("encoder", "minilm"), stemmer=stemmer,
+                   seed=table.options.get("seed", 0), option=option)
 
     def rankings(self, queries, depth: int) -> dict[str, list[str]]:
         """Each query's top `depth` doc ids, best first."""

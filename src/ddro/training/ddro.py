@@ -375,9 +375,7 @@ def teach_pseudo_queries(collection, docid_model, queries, positives, config: DD
     pseudo = [q for q in queries if isinstance(q, PseudoQuery)]
     if config.teacher is None or not pseudo:
         return {}
-    options = docid_model.table.options
-    teacher = Teacher(config.teacher, collection, encoder=options.get("encoder", "minilm"),
-                      stemmer=config.bm25_stemmer, seed=options.get("seed", 0))
+    teacher = Teacher.for_docids(config.teacher, collection, docid_model.table, config.bm25_stemmer)
     rankings = teacher.rankings(pseudo, config.negatives().depth)
     index = {doc_id: i for i, doc_id in enumerate(docid_model.table.doc_ids)}
     for query in pseudo:
@@ -409,7 +407,9 @@ def negative_rankings(collection, search, query_sets, positives, config: DDROCon
     if config.negatives_run:
         rankings = run_file_rankings(config.negatives_run)
     elif config.model_negatives:
-        rankings = model_rankings(search, [q for queries in query_sets for q in queries], depth)
+        # Taught pseudo-queries are ranked by their teacher: the model need not search them.
+        rankings = model_rankings(search, [q for queries in query_sets for q in queries if q.query_id not in taught],
+                                  depth)
     else:
         real = [q for queries in query_sets for q in queries if not isinstance(q, PseudoQuery)]
         groups = [(real, depth)] + [(pseudo, -(-depth * len(doc_ids) // max(1, len(pool))))

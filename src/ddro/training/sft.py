@@ -231,13 +231,9 @@ def stage_examples_for(collection, docid_model, preset, qg_model: str | None = N
     pseudo = pseudo_examples(collection.docs, preset.pseudo_queries_per_doc, preset.seed, qg_model, cache_dir,
                              pseudo_queries_file)
     if preset.pseudo_teacher:
-        from ddro.teacher import Teacher, check_teacher
+        from ddro.teacher import Teacher
 
-        check_teacher(preset.pseudo_teacher, "pseudo_teacher")
-
-        options = docid_model.table.options
-        teacher = Teacher(preset.pseudo_teacher, collection, encoder=options.get("encoder", "minilm"),
-                          seed=options.get("seed", 0))
+        teacher = Teacher.for_docids(preset.pseudo_teacher, collection, docid_model.table, option="pseudo_teacher")
         pseudo += teacher_examples(collection, pseudo, teacher, preset.pseudo_teacher_targets)
     return {
         "index": index_examples(collection.docs, preset.passages_per_doc, preset.passage_words, preset.seed),
