@@ -8,14 +8,17 @@ status 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import dataclasses
+import io
 import json
 import sys
 import time
 import typing
 from pathlib import Path
 
+from ddro import distributed
 from ddro.collections.base import check_split
 from ddro.errors import DdroError, OptionError
 from ddro.logs import show_on_stderr
@@ -106,6 +109,8 @@ def cmd_docids(args) -> int:
     from ddro.docids import DocidConfig, build_docids
     from ddro.outputs import atomic_output_dir, check_output_dir
 
+    if not distributed.is_main():  # one table, built once: the other processes of a launcher wait
+        return 0
     out = Path(args.out)
     check_output_dir(out, args.overwrite)
     config = config_from_args(DocidConfig, args)
@@ -177,7 +182,7 @@ def cmd_train_ddro(args) -> int:
     from ddro import recipes
     from ddro.collections import load_collection
     from ddro.models import DocidModel
-    from ddro.outputs import atomic_output_dir, check_output_dir
+    from ddro.outputs import check_output_dir, main_output_dir
     from ddro.training.ddro import DDROConfig
 
     out = Path(args.out)
@@ -189,7 +194,7 @@ def cmd_train_ddro(args) -> int:
     check_split(model.split, collection.split, args.model, args.collection)
     _pseudo_query_source_for_ddro(model, args.qg_model, args.pseudo_queries_file)
     model.precision = args.precision or model.precision
-    with atomic_output_dir(out, args.overwrite) as tmp:
+    with main_output_dir(out, args.overwrite) as tmp:
         result = recipes.train_ddro(model, collection, config, recipes.DDROStage.in_folder(tmp))
     print(f"train ddro: {result.pairs} pairs from {result.train_queries} queries, {result.steps} steps, "
           f"{result.selection()}; {result.seconds:.0f} s -> {out}")
@@ -233,9 +238,13 @@ def cmd_search(args) -> int:
             check_split(retriever.docid_model.split, split, args.model, args.collection)
     start = time.perf_counter()
     beams = beam_width(args.beams, args.k, args.beams_at_least_k)
-    run = retriever.search(queries, k=args.k, num_beams=beams, batch_size=args.batch_size,
-                           length_penalty=args.length_penalty)
+    # Under a launcher each process searches its share of the queries, in whole batches.
+    run = distributed.gather_shards(queries, lambda part: retriever.search(
+        part, k=args.k, num_beams=beams, batch_size=args.batch_size, length_penalty=args.length_penalty,
+        progress=distributed.is_main()), unit=args.batch_size)
     seconds = time.perf_counter() - start
+    if not distributed.is_main():
+        return 0
     write_trec_run(run, Path(args.out), args.tag)
     if split is not None:  # which split's queries these are, for `ddro eval` to check
         split_record_path(args.out).write_text(json.dumps({"split": split.record(), "queries": args.queries,
@@ -486,7 +495,10 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return args.func(args)
+        with _one_voice():
+            status = args.func(args)
+            distributed.barrier()  # no process leaves while another still needs it
+            return status
     except OptionError as exc:
         print(f"ddro: error: {flag_of(parser, exc.field) or exc.field} {exc.problem}", file=sys.stderr)
         return 2
@@ -496,6 +508,20 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("ddro: interrupted", file=sys.stderr)
         return 130
+    finally:
+        distributed.finish()
+
+
+@contextlib.contextmanager
+def _one_voice():
+    """Under `torchrun` / `accelerate launch`: open the process group, and keep the summary lines
+    of the processes other than rank 0 off stdout (their errors and warnings still reach stderr)."""
+    distributed.start()
+    if distributed.is_main():
+        yield
+        return
+    with contextlib.redirect_stdout(io.StringIO()):
+        yield
 
 
 if __name__ == "__main__":

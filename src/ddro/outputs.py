@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -73,3 +74,18 @@ def atomic_output_dir(out: str | Path, overwrite: bool = False):
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.replace(tmp, out)
+
+
+@contextmanager
+def main_output_dir(out: str | Path, overwrite: bool = False):
+    """`atomic_output_dir` on rank 0; on the other processes of a distributed job a scratch folder
+    that is removed afterwards, so that code writing into the yielded folder runs unchanged on
+    every rank while only rank 0's files reach `out`."""
+    from ddro.distributed import is_main
+
+    if is_main():
+        with atomic_output_dir(out, overwrite) as tmp:
+            yield tmp
+        return
+    with tempfile.TemporaryDirectory(prefix="ddro-rank-") as scratch:
+        yield Path(scratch)

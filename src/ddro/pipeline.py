@@ -10,6 +10,10 @@ The dense baseline is exact retrieval with the embeddings the computed docids (p
 were made from (`ddro.dense`), so the comparison with SFT and DDRO shows what the docid codes keep
 and lose; docid schemes made from text (title, url, terms, naive, atomic) have no embeddings and
 no dense row.
+
+Under `torchrun` / `accelerate launch` every process runs this function: rank 0 builds the docids
+(the others wait and read them), runs the baselines, writes every file and measures; SFT and DDRO
+train as DDP and the generative searches are sharded by query (`ddro.distributed`).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from ddro import distributed
 from ddro.bm25 import DEFAULT_STEMMER
 from ddro.errors import DdroError
 from ddro.models.presets import Preset
@@ -108,6 +113,11 @@ def fused_runs(runs: dict, k: int) -> dict:
     return fused
 
 
+# Queries per beam-search call; shards of a search are whole batches, so each query is searched in
+# the batch it would be in one process.
+SEARCH_BATCH = 8
+
+
 def _run_file(part: str, name: str) -> str:
     """Test runs keep their place (`runs/<system>.trec`); validation runs go under `runs/validation/`."""
     return f"{name}.trec" if part == "test" else f"{part}/{name}.trec"
@@ -129,9 +139,11 @@ def run_pipeline(config: RunConfig) -> dict:
     load_stemmer(config.bm25_stemmer)  # an unknown name fails before anything is built
     out = Path(config.out)
     check_output_dir(out, config.overwrite, config.resume)
-    if config.overwrite and not config.resume and out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
+    distributed.barrier()  # every process checked `out` before rank 0 replaces it
+    if distributed.is_main():
+        if config.overwrite and not config.resume and out.exists():
+            shutil.rmtree(out)
+        out.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
     preset = config.preset
     collection = load_collection(config.collection, config.test_fraction)
@@ -150,36 +162,52 @@ def run_pipeline(config: RunConfig) -> dict:
     if config.resume and (out / "config.json").is_file():
         # A model trained on another split would be tested on queries it trained on.
         check_split(json.loads((out / "config.json").read_text()).get("split"), collection.split, out, config.collection)
-    atomic_write_text(out / "config.json", json.dumps({
-        "run": config.record(), "preset": preset.to_dict(), "docids": docid_config.recorded(),
-        "collection": collection.describe(), "split": collection.split.record(), "versions": versions(),
-    }, indent=2) + "\n")
+    if distributed.is_main():
+        atomic_write_text(out / "config.json", json.dumps({
+            "run": config.record(), "preset": preset.to_dict(), "docids": docid_config.recorded(),
+            "collection": collection.describe(), "split": collection.split.record(), "versions": versions(),
+        }, indent=2) + "\n")
 
-    with timed(timings, "docids"):
+    with timed(timings, "docids"), distributed.main_first():
         if saved_table is not None:
             table = saved_table
-        else:
+        elif distributed.is_main():
             table = build_docids(collection, docid_config)
             docids_stage.save(table)
+        else:
+            table = docids_stage.load()
     runs_dir = out / "runs"
-    runs_dir.mkdir(exist_ok=True)
+    if distributed.is_main():
+        runs_dir.mkdir(exist_ok=True)
     # The training queries SFT held out (and DDRO selects on): every system is measured on them too,
     # so that settings can be chosen without reading the test queries.
     held_out = validation_part(collection.split.train, preset.validation_fraction)
     query_sets = {"test": test_queries, "validation": [q for q in collection.queries_of("train") if q.query_id in held_out]}
     runs: dict[str, dict] = {part: {} for part in query_sets}
 
-    def search_all(name: str, search) -> None:
+    def search_all(name: str, search, shared: bool = False) -> None:
+        """`search` each part's queries: on rank 0, or `shared` by every process in whole batches."""
         for part, queries in query_sets.items():
-            if queries:
+            if not queries:
+                continue
+            if shared:
+                runs[part][name] = distributed.gather_shards(queries, search, unit=SEARCH_BATCH)
+            elif distributed.is_main():
                 runs[part][name] = search(queries)
+            if distributed.is_main():
                 write_trec_run(runs[part][name], runs_dir / _run_file(part, name), name)
 
+    def generative_search(queries):
+        return generative.search(queries, k=config.k, num_beams=beams, batch_size=SEARCH_BATCH,
+                                 progress=distributed.is_main())
+
+    # The baselines are rank 0's: they neither train nor split.
     with timed(timings, "bm25"):
-        bm25 = BM25Retriever(stemmer=config.bm25_stemmer)
-        bm25.index(collection.docs)
-        search_all("bm25", lambda queries: bm25.search(queries, k=config.k))
-    if table.scheme in COMPUTED:
+        if distributed.is_main():
+            bm25 = BM25Retriever(stemmer=config.bm25_stemmer)
+            bm25.index(collection.docs)
+            search_all("bm25", lambda queries: bm25.search(queries, k=config.k))
+    if table.scheme in COMPUTED and distributed.is_main():
         with timed(timings, "dense"):
             # The docid encoder's document embeddings, cached when the docids were built.
             dense = encoder_retriever(collection, docid_config.encoder, docid_config.seed, docid_config.cache_dir)
@@ -191,7 +219,7 @@ def run_pipeline(config: RunConfig) -> dict:
     beams = beam_width(config.beams or preset.beams, config.k, config.beams_at_least_k)
     generative = GenerativeRetriever(docid_model)
     with timed(timings, "search"):
-        search_all("sft", lambda queries: generative.search(queries, k=config.k, num_beams=beams))
+        search_all("sft", generative_search, shared=True)
     ddro_result = None
     if config.ddro is not None:
         with timed(timings, "ddro"):
@@ -200,7 +228,9 @@ def run_pipeline(config: RunConfig) -> dict:
                 recipes.DDROStage(out / "model-ddro", out / "training" / "ddro", out / "ddro_summary.json"),
                 resume=config.resume)
         with timed(timings, "ddro_search"):
-            search_all("ddro", lambda queries: generative.search(queries, k=config.k, num_beams=beams))
+            search_all("ddro", generative_search, shared=True)
+    if not distributed.is_main():
+        return distributed.broadcast(None)  # rank 0's metrics
     for part, part_runs in runs.items():
         for name, fused in fused_runs(part_runs, config.k).items():
             part_runs[name] = fused
@@ -241,4 +271,4 @@ def run_pipeline(config: RunConfig) -> dict:
     with atomic_files(out) as final:
         (final / "metrics.json").write_text(json_text(metrics))
         write_report(metrics, final)
-    return metrics
+    return distributed.broadcast(metrics)

@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from ddro import distributed
 from ddro.errors import DdroError
 from ddro.outputs import atomic_output_dir, atomic_write_text
 
@@ -36,6 +37,7 @@ class DocidsStage:
         return DocidTable.load(self.folder)
 
     def save(self, table) -> None:
+        """Rank 0 writes the table (the only process that builds it under a launcher)."""
         with atomic_output_dir(self.folder, overwrite=True) as tmp:
             table.save(tmp)
 
@@ -91,8 +93,10 @@ def train_sft(collection, table, preset, stage: SFTStage, seed: int, qg_model: s
     examples = sft.stage_examples_for(collection, docid_model, preset, qg_model, stage.training_dir,
                                       pseudo_queries_file)
     result = sft.train_sft(docid_model, examples, preset, stage.training_dir, resume=resume, config=config)
-    docid_model.save(stage.model_dir)
-    atomic_write_text(stage.result_file, json.dumps(result.to_dict(), indent=2) + "\n")
+    if distributed.is_main():
+        docid_model.save(stage.model_dir)
+        atomic_write_text(stage.result_file, json.dumps(result.to_dict(), indent=2) + "\n")
+    distributed.barrier()
     return docid_model, result
 
 
@@ -111,6 +115,8 @@ def train_ddro(docid_model, collection, config, stage: DDROStage, resume: bool =
             docid_model.model.load_state_dict(DocidModel.load(stage.model_dir).model.state_dict())
             return saved
     result = train(docid_model, collection, config, stage.training_dir)
-    docid_model.save(stage.model_dir)
-    atomic_write_text(stage.result_file, json.dumps(result.to_dict(), indent=2) + "\n")
+    if distributed.is_main():
+        docid_model.save(stage.model_dir)
+        atomic_write_text(stage.result_file, json.dumps(result.to_dict(), indent=2) + "\n")
+    distributed.barrier()
     return result

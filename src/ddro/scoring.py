@@ -27,8 +27,11 @@ def sequence_logprobs(model, labels: torch.Tensor, **encoder_inputs) -> torch.Te
 
 
 def query_states(model, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    """The encoder's last hidden states of a batch of queries, `[queries, tokens, width]`."""
-    return model.get_encoder()(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    """The encoder's last hidden states of a batch of queries, `[queries, tokens, width]`.
+
+    Under DDP `model` is the wrapper: its encoder is the wrapped model's, and the decoder pass that
+    follows (`docid_logprobs`) goes through the wrapper's forward, which syncs every gradient."""
+    return getattr(model, "module", model).get_encoder()(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
 
 
 def docid_logprobs(model, labels: torch.Tensor, states: torch.Tensor, attention_mask: torch.Tensor,

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import torch
 from transformers import TrainingArguments
 
+from ddro.distributed import launched_processes
 from ddro.errors import OptionError
 
 
@@ -29,6 +30,10 @@ class DdroTrainingArguments(TrainingArguments):
     dataloader_pin_memory: bool | None = field(default=None, metadata={
         "help": "pin the batches' memory (default: on a GPU only)"})
     disable_tqdm: bool | None = field(default=False, metadata={"help": "hide the Trainer's progress bars"})
+    # On: the Trainer sums the loss over the processes' tokens and the model then divides by its own
+    # tokens only, so under DDP a seq2seq loss comes out multiplied by the world size.
+    average_tokens_across_devices: bool = field(default=False, metadata={
+        "help": "average the loss over every process's tokens (off: each process averages its own, then DDP averages)"})
 
     def __post_init__(self):
         if self.bf16 or self.fp16:
@@ -38,6 +43,11 @@ class DdroTrainingArguments(TrainingArguments):
             self.data_seed = self.seed
         if self.dataloader_pin_memory is None:
             self.dataloader_pin_memory = torch.cuda.is_available()
+        if launched_processes() > 1 and not torch.cuda.is_available():
+            # Several CPU processes: without these the Trainer neither wraps the model in DDP nor
+            # picks a backend that runs on CPUs.
+            self.use_cpu = True
+            self.ddp_backend = self.ddp_backend or "gloo"
         super().__post_init__()
         # Read from ACCELERATE_MIXED_PRECISION (`accelerate launch --mixed_precision`) when bf16 and
         # fp16 are off; `DocidTrainer` applies the model's precision instead.

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from transformers.trainer_utils import SaveStrategy, SchedulerType
 
+from ddro import distributed
 from ddro.batching import DocidCollator
 from ddro.bm25 import DEFAULT_STEMMER
 from ddro.collections.base import PseudoQuery
@@ -354,11 +355,20 @@ def precompute_reference(docid_model, dataset: PairDataset, batch_size: int = 64
     collator = pair_collator(docid_model)
     model = docid_model.model.eval()
     device = next(model.parameters()).device
-    with autocast(docid_model.precision, device):
-        for start in tqdm(range(0, len(dataset), batch_size), desc="reference log-probs", unit="batch"):
-            batch = collator([dataset[i] for i in range(start, min(start + batch_size, len(dataset)))])
-            chosen, rejected = reference_logps(model, {name: t.to(device) for name, t in batch.items()})
-            dataset.ref[start:start + len(chosen)] = torch.stack([chosen, rejected], 1).float().cpu().numpy()
+
+    def scored(part: list[int]) -> list:
+        rows = []
+        with autocast(docid_model.precision, device):
+            for start in tqdm(range(0, len(part), batch_size), desc="reference log-probs", unit="batch",
+                              disable=not distributed.is_main()):
+                batch = collator([dataset[i] for i in part[start:start + batch_size]])
+                chosen, rejected = reference_logps(model, {name: t.to(device) for name, t in batch.items()})
+                rows += torch.stack([chosen, rejected], 1).float().cpu().tolist()
+        return rows
+
+    # Each process scores its share of the pairs; every process gets them all back.
+    dataset.ref[:] = np.asarray(distributed.gather_shards(list(range(len(dataset))), scored),
+                                dtype=np.float32).reshape(-1, 2)
 
 
 def model_rankings(search, queries, depth: int) -> dict[str, list[str]]:
@@ -453,11 +463,18 @@ def train_ddro(docid_model, collection, config: DDROConfig, out_dir) -> DDROResu
     """Run the DDRO phase on `docid_model` in place."""
     start = time.perf_counter()
     search = constrained_search(docid_model)
-    train_queries, validation, positives = training_queries(collection, docid_model, config, out_dir)
+    # Under a launcher, rank 0 draws the queries (writing any generated ones' cache) and mines; the
+    # others receive what it found.
+    train_queries, validation, positives = distributed.on_main(
+        lambda: training_queries(collection, docid_model, config, out_dir))
     measure = config.validation_measure if validation else None
-    taught = teach_pseudo_queries(collection, docid_model, train_queries + validation, positives, config)
     ranked_sets = [train_queries] + ([validation] if measure == PAIR_LOSS else [])
-    rankings = negative_rankings(collection, search, ranked_sets, positives, config, taught)
+
+    def mine():
+        taught = teach_pseudo_queries(collection, docid_model, train_queries + validation, positives, config)
+        return positives, negative_rankings(collection, search, ranked_sets, positives, config, taught)
+
+    positives, rankings = distributed.on_main(mine)
     pairs = make_pairs(train_queries, positives, rankings, docid_model.table, config.negatives())
     if not pairs:
         raise DdroError("no DDRO training pairs: the collection has no usable training or pseudo queries")

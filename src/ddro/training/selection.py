@@ -25,12 +25,15 @@ import numpy as np
 import torch
 from transformers import TrainerCallback
 
+from ddro import distributed
 from ddro.batching import label_batch, pad_input_ids
 from ddro.precision import autocast
 from ddro.scoring import docid_logprobs, query_states
 from ddro.training.ddro_loss import compared_logps, ddro_loss
 
 PAIR_LOSS = "loss"
+# The search's own default batch: sharded or not, each query is searched in the same batch.
+VALIDATION_BATCH = 8
 
 logger = logging.getLogger(__name__)
 
@@ -119,7 +122,7 @@ class ValidationSelection(TrainerCallback):
         self.evaluate, self.eval_steps, self.patience, self.measure = evaluate, eval_steps, patience, measure
         self.sign = -1.0 if lower_is_better else 1.0
         self.history: list[tuple[int, float]] = []
-        self.best = evaluate()
+        self.best = self._score()
         self.best_step = 0
         self.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         self.history.append((0, self.best))
@@ -129,8 +132,12 @@ class ValidationSelection(TrainerCallback):
     def on_train_begin(self, args, state, control, **kwargs):
         self.warmup_steps = args.get_warmup_steps(state.max_steps)
 
+    def _score(self) -> float:
+        """The score every process acts on alike: rank 0's (its weights are every rank's under DDP)."""
+        return distributed.broadcast(self.evaluate())
+
     def _check(self, state, control, model):
-        score = self.evaluate()
+        score = self._score()
         model.train()
         self.history.append((state.global_step, score))
         logger.info(f"validation {self.measure} {score:.4f} at step {state.global_step} "
@@ -170,7 +177,9 @@ def search_measure(search, docid_model, validation, positives, measure: str, bea
 
     def score() -> float:
         docid_model.model.eval()
-        run = search(validation, k=beams, num_beams=beams, progress=False)
+        # Under a launcher each process searches its share of the queries (whole batches).
+        run = distributed.gather_shards(validation, lambda part: search(part, k=beams, num_beams=beams, batch_size=VALIDATION_BATCH,
+                                                                         progress=False), unit=VALIDATION_BATCH)
         return evaluate(run, qrels, [q.query_id for q in validation], [measure])["aggregate"][measure]
 
     return score

@@ -1,7 +1,8 @@
 """Supervised fine-tuning (SFT): the three next-token stages, on the Hugging Face Trainer.
 
 Each stage is one `Trainer.train()` over its examples, starting from the previous stage's
-weights, so `torchrun` / `accelerate launch` scale it without code changes. Labels are the
+weights, so `torchrun` / `accelerate launch` run it as DDP (`ddro.distributed`); rank 0 alone
+writes the stages' files. Labels are the
 docid's decoder tokens then EOS, padded with -100 (ignored by the loss). After each stage the
 weights are saved to `OUT/stages/<stage>/final`; `resume=True` skips finished stages and resumes an
 interrupted one from its last epoch checkpoint.
@@ -22,6 +23,7 @@ import torch
 from transformers import Trainer
 from transformers.trainer_utils import SaveStrategy, SchedulerType
 
+from ddro import distributed
 from ddro.batching import DocidCollator
 from ddro.models.presets import STAGES
 from ddro.precision import DEFAULT_PRECISION, autocast, check_precision
@@ -190,12 +192,14 @@ def train_sft(docid_model, stage_examples: dict, preset, out_dir: Path, resume: 
         checkpoint = resume and any(stage_dir.glob("checkpoint-*"))
         with contextlib.redirect_stdout(sys.stderr):  # the Trainer prints its logs: keep stdout for results
             trainer.train(resume_from_checkpoint=True if checkpoint else None)
-        docid_model.model.save_pretrained(final, safe_serialization=True)
         seconds = time.perf_counter() - start
-        (stage_dir / "done.json").write_text(json.dumps({"seconds": seconds, "examples": len(examples)}) + "\n")
         done.seconds = round(seconds, 2)
-        for checkpoint_dir in stage_dir.glob("checkpoint-*"):  # the stage is done: its resume points are not needed
-            shutil.rmtree(checkpoint_dir, ignore_errors=True)
+        if distributed.is_main():
+            docid_model.model.save_pretrained(final, safe_serialization=True)
+            (stage_dir / "done.json").write_text(json.dumps({"seconds": seconds, "examples": len(examples)}) + "\n")
+            for checkpoint_dir in stage_dir.glob("checkpoint-*"):  # the stage is done: its resume points are not needed
+                shutil.rmtree(checkpoint_dir, ignore_errors=True)
+        distributed.barrier()
     docid_model.model.eval()
     return result
 
@@ -228,13 +232,17 @@ def stage_examples_for(collection, docid_model, preset, qg_model: str | None = N
     docid_model.qg_model = qg_model
     record_pseudo_queries_file(docid_model, pseudo_queries_file)
     docid_model.split = collection.split.record()
-    pseudo = pseudo_examples(collection.docs, preset.pseudo_queries_per_doc, preset.seed, qg_model, cache_dir,
-                             pseudo_queries_file)
+    # Generated once, on rank 0 (which alone writes the cache), like the teacher's ranking below.
+    pseudo = distributed.on_main(lambda: pseudo_examples(collection.docs, preset.pseudo_queries_per_doc, preset.seed,
+                                                         qg_model, cache_dir, pseudo_queries_file))
     if preset.pseudo_teacher:
         from ddro.teacher import Teacher
 
-        teacher = Teacher.for_docids(preset.pseudo_teacher, collection, docid_model.table, option="pseudo_teacher")
-        pseudo += teacher_examples(collection, pseudo, teacher, preset.pseudo_teacher_targets)
+        def labelled():
+            teacher = Teacher.for_docids(preset.pseudo_teacher, collection, docid_model.table, option="pseudo_teacher")
+            return teacher_examples(collection, pseudo, teacher, preset.pseudo_teacher_targets)
+
+        pseudo += distributed.on_main(labelled)  # BM25 and the encoder rank once, on rank 0
     return {
         "index": index_examples(collection.docs, preset.passages_per_doc, preset.passage_words, preset.seed),
         "pseudo": pseudo,
