@@ -9,7 +9,7 @@ between the two markers is generated. Sources:
 - `results/runs/<name>/`: one `ddro run` each, `metrics.json`, `config.json` and `command.txt`
   (the exact command, one line). Every folder present is rendered, in `RUN_ORDER` first.
 - `results/baselines.jsonl`, `results/docid-ceiling-minilm.jsonl`, `results/decoding-*.json`,
-  `results/trie-scale-*.json`: benchmark outputs; `results/commands.json` names the command that
+  `results/trie-scale-*.json`, `results/scale-*.json`, `results/kmeans-choice-*.jsonl`: benchmark outputs; `results/commands.json` names the command that
   wrote each file.
 """
 
@@ -23,7 +23,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path("benchmarks/results")
-TARGETS = (Path("README.md"), Path("docs/results.md"), Path("docs/decoding.md"))
+TARGETS = (Path("README.md"), Path("docs/results.md"), Path("docs/decoding.md"), Path("docs/scaling.md"))
 MARKER = re.compile(r"(<!-- table:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /table -->)", re.S)
 
 RUN_ORDER = ("cranfield", "npl", "lisa-bare")
@@ -265,6 +265,49 @@ def trie_table(results: Path) -> str:
     return table(header, rows) + "\n" + commands_block(used)
 
 
+SCALE_STAGES = {"docids_pq": "docids, PQ 4 x 256", "docids_rq": "docids, RQ 4 x 256", "docids_atomic": "docids, atomic",
+                "bm25_index": "BM25 index", "negatives": "BM25 top 1,000 + band negatives", "model": "cpu model built",
+                "trie": "trie + docid lookup", "search": "constrained search"}
+
+
+def scale_table(results: Path) -> str:
+    files = sorted(results.glob("scale-*.json"), key=lambda p: p.stem)
+    if not files:
+        return missing("benchmarks/results/scale-*.json")
+    commands = load_commands(results)
+    out, used = [], []
+    for path in files:
+        report = json.loads(path.read_text())
+        sizes = report["sizes"]
+        header = ["stage"] + [f"{size['documents']:,} docs: s, peak RSS (added)" for size in sizes] + ["k (s ~ N^k)"]
+        rows = [[SCALE_STAGES.get(name, name)]
+                + [f"{size['stages'][name]['seconds']:.2f} s, {size['stages'][name]['rss_peak_mb'] / 1024:.1f} GiB "
+                   f"(+{size['stages'][name]['rss_added_mb']:.0f} MB)" for size in sizes]
+                + [f"{report['exponent_k'][name]:.2f}"] for name in sizes[0]["stages"]]
+        settings = report["settings"]
+        out.append(f"`{path.name}`: {settings['queries']:,} queries, {settings['words']} words a document, "
+                   f"search of {settings['search_queries']} queries at beam {settings['beams']}, "
+                   f"{report['torch_threads']} torch threads.\n\n" + table(header, rows))
+        used += commands.get(path.name, [])
+    return "\n".join(out) + "\n" + commands_block(used)
+
+
+def kmeans_choice_table(results: Path) -> str:
+    files = sorted(results.glob("kmeans-choice-*.jsonl"), key=lambda p: p.stem)
+    if not files:
+        return missing("benchmarks/results/kmeans-choice-*.jsonl")
+    commands = load_commands(results)
+    methods = ("sklearn-kmeans", "sklearn-minibatch", "faiss")
+    header = ["file", "points x dims, K"] + [f"{m}: s, error" for m in methods]
+    rows, used = [], []
+    for path in files:
+        for i, row in enumerate(read_jsonl(path)):
+            rows.append([f"`{path.name}`" if i == 0 else "", f"{row['points']:,} x {row['dims']}, {row['k']}"]
+                        + [f"{row[m]['seconds']:.1f}, {row[m]['error']:.2f}" if m in row else "not run" for m in methods])
+        used += commands.get(path.name, [])
+    return table(header, rows) + "\n" + commands_block(used)
+
+
 TABLES = {
     "headline": headline_table,
     "runs": runs_table,
@@ -274,6 +317,8 @@ TABLES = {
     "docid-ceiling": docid_ceiling_table,
     "decoding": decoding_table,
     "trie": trie_table,
+    "scale": scale_table,
+    "kmeans-choice": kmeans_choice_table,
 }
 
 

@@ -136,3 +136,52 @@ def test_unreadable_file(beir_dir):
     (beir_dir / "queries.jsonl").unlink()
     with pytest.raises(DdroError, match="queries.jsonl: file not found"):
         load_collection(beir_dir)
+
+
+def gzip_every_file(folder):
+    """Replace each file under `folder` by `NAME.gz` holding the same bytes."""
+    import gzip
+
+    for path in [p for p in folder.rglob("*") if p.is_file()]:
+        path.with_name(path.name + ".gz").write_bytes(gzip.compress(path.read_bytes()))
+        path.unlink()
+
+
+@pytest.mark.parametrize("layout", ["beir", "msmarco"])
+def test_gzipped_files_read_as_the_plain_ones(tmp_path, layout):
+    plain = tmp_path / "plain"
+    if layout == "beir":
+        write_beir(plain)
+    else:
+        plain.mkdir()
+        (plain / "collection.tsv").write_text("0\tpassage zero\n1\tpassage one\n")
+        (plain / "queries.train.tsv").write_text("7\tq\n")
+        (plain / "queries.dev.tsv").write_text("8\tr\n")
+        (plain / "qrels.train.tsv").write_text("7 0 1 1\n")
+        (plain / "qrels.dev.tsv").write_text("8 0 0 1\n")
+    import shutil
+
+    zipped = tmp_path / "zipped"
+    shutil.copytree(plain, zipped)
+    gzip_every_file(zipped)
+    assert not [p for p in zipped.rglob("*") if p.is_file() and p.suffix != ".gz"]
+    a, b = load_collection(plain), load_collection(zipped)
+    assert (a.docs, a.queries, a.qrels, a.split.train, a.split.test) == (b.docs, b.queries, b.qrels, b.split.train,
+                                                                         b.split.test)
+    assert len(b.docs) >= 2 and b.split.test
+
+
+def test_gzipped_run_files_read_as_the_plain_ones(tmp_path):
+    import gzip
+
+    from ddro.runs import read_trec_run
+    from ddro.training.negatives import run_file_rankings
+
+    trec = "1 Q0 D2 1 3.5 x\n1 Q0 D1 2 2.0 x\n2 Q0 D1 1 1.0 x\n"
+    marco = "1\tD2\t1\n1\tD1\t2\n"
+    for name, text in (("run.trec", trec), ("run.tsv", marco)):
+        (tmp_path / name).write_text(text)
+        (tmp_path / (name + ".gz")).write_bytes(gzip.compress(text.encode()))
+        assert run_file_rankings(tmp_path / name) == run_file_rankings(tmp_path / (name + ".gz"))
+    assert read_trec_run(tmp_path / "run.trec.gz") == read_trec_run(tmp_path / "run.trec")
+    assert run_file_rankings(tmp_path / "run.tsv.gz") == {"1": ["D2", "D1"]}

@@ -140,3 +140,20 @@ def test_bad_options(collection):
         build_docids(collection, DocidConfig(scheme="pq", encoder="bogus"))
     with pytest.raises(DdroError, match="sub-spaces exceed"):
         build_docids(collection, DocidConfig(scheme="pq", encoder="lsa:4", pq_m=8))
+
+
+def test_large_inputs_cluster_by_mini_batch_deterministically_with_nearest_centroid_labels(monkeypatch):
+    from ddro.docids import kmeans as kmeans_module
+
+    rng = np.random.default_rng(0)
+    x = (rng.normal(size=(40, 8))[rng.integers(0, 40, 3000)] + 0.1 * rng.normal(size=(3000, 8))).astype(np.float32)
+    full = kmeans_module.kmeans(x, 16, seed=3)
+    monkeypatch.setattr(kmeans_module, "MINI_BATCH_ABOVE", 1000)
+    first, again = kmeans_module.kmeans(x, 16, seed=3), kmeans_module.kmeans(x, 16, seed=3)
+    assert np.array_equal(first[1], again[1]) and np.array_equal(first[0], again[0])
+    assert not np.array_equal(first[0], full[0])  # the other algorithm did run
+    centroids, labels = first
+    nearest = ((x[:, None, :] - centroids[None]) ** 2).sum(-1).argmin(1)
+    assert (labels == nearest).mean() > 0.99  # float ties aside, every point takes its nearest centroid
+    error = lambda c, l: float(((x - c[l]) ** 2).sum(1).mean())
+    assert error(*first) < 1.1 * error(*full)

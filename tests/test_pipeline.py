@@ -66,6 +66,20 @@ def test_run_tiny_end_to_end_and_resume(beir_dir, tmp_path, capsys):
     assert (out / "config.json").read_text() == config_before
 
 
+def test_run_dtype_searches_the_saved_model_cast_as_search_does(beir_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["run", "--collection", str(beir_dir), "--out", str(out), "--preset", "tiny", "--no-ddro",
+                 "--dtype", "bf16", "--k", "10", "--beams", "10"]) == 0
+    assert json.loads((out / "metrics.json").read_text())["dtype"] == "bf16"
+    capsys.readouterr()
+    for dtype in ("bf16", "fp32"):
+        assert main(["search", "--collection", str(beir_dir), "--model", str(out / "model"), "--dtype", dtype,
+                     "--out", str(tmp_path / f"{dtype}.trec"), "--tag", "sft", "--k", "10", "--beams", "10"]) == 0
+    run = (out / "runs" / "sft.trec").read_text()
+    assert run == (tmp_path / "bf16.trec").read_text()
+    assert run != (tmp_path / "fp32.trec").read_text()  # the scores of rounded weights differ
+
+
 def test_run_with_a_query_generator_feeds_both_phases_and_caches_its_queries(beir_dir, tmp_path):
     qg = write_query_generator(tmp_path / "qg")
     out = tmp_path / "run"

@@ -99,3 +99,17 @@ def test_stage_overrides_are_checked():
         get_preset("tiny", stage_overrides={"bogus_epochs": 1})
     with pytest.raises(DdroError, match="must be positive"):
         get_preset("tiny", stage_overrides={"index_learning_rate": 0})
+
+
+def test_token_rows_hold_what_the_tokenizer_gave_in_flat_arrays(setup):
+    from ddro.batching import TokenRows
+
+    collection, preset, table = setup
+    model = build_docid_model(preset, table, [d.text for d in collection.docs], seed=0)
+    texts = [d.text for d in collection.docs] + [""]
+    tokenize = lambda part: model.tokenizer(part, truncation=True, max_length=model.max_input_tokens)["input_ids"]
+    rows = TokenRows(tokenize, texts, chunk=7)  # chunks that do not divide the texts
+    expected = tokenize(texts)
+    assert len(rows) == len(expected) and [rows[i].tolist() for i in range(len(rows))] == expected
+    assert rows.tokens.dtype == np.int32 and rows.nbytes == 4 * sum(map(len, expected)) + 8 * (len(expected) + 1)
+    assert len(TokenRows(tokenize, [])) == 0

@@ -10,13 +10,45 @@ import numpy as np
 import torch
 
 
+class TokenRows:
+    """Token id rows (tokenized queries, passages) as one int32 array and its offsets: 4 bytes a
+    token, where a list of Python ints costs about 40, so millions of training examples fit.
+
+    `texts` are tokenized `chunk` at a time, so no list of lists of the whole set is ever built."""
+
+    def __init__(self, tokenize, texts, chunk: int = 8192):
+        parts, lengths = [], []
+        for start in range(0, len(texts), chunk):
+            rows = tokenize(list(texts[start:start + chunk]))
+            lengths.append(np.fromiter(map(len, rows), dtype=np.int64, count=len(rows)))
+            parts.append(np.fromiter((t for row in rows for t in row), dtype=np.int32, count=int(lengths[-1].sum())))
+        self.offsets = np.concatenate([[0], np.cumsum(np.concatenate(lengths))]) if lengths else np.zeros(1, np.int64)
+        self.tokens = np.concatenate(parts) if parts else np.zeros(0, np.int32)
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        return self.tokens[self.offsets[i]:self.offsets[i + 1]]
+
+    @property
+    def nbytes(self) -> int:
+        return self.tokens.nbytes + self.offsets.nbytes
+
+
+def token_rows(docid_model, texts) -> TokenRows:
+    """`texts` tokenized for the model's encoder (truncated to its input length)."""
+    return TokenRows(lambda part: docid_model.tokenizer(part, truncation=True,
+                                                        max_length=docid_model.max_input_tokens)["input_ids"], texts)
+
+
 def pad_input_ids(sequences, pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Right-pad token id lists into `(input_ids, attention_mask)`."""
     width = max(len(seq) for seq in sequences)
     input_ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
     attention_mask = torch.zeros((len(sequences), width), dtype=torch.long)
     for row, seq in enumerate(sequences):
-        input_ids[row, : len(seq)] = torch.tensor(seq)
+        input_ids[row, : len(seq)] = torch.as_tensor(seq)
         attention_mask[row, : len(seq)] = 1
     return input_ids, attention_mask
 

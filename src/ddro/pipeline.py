@@ -51,6 +51,8 @@ class RunConfig:
     resume: bool = False
     overwrite: bool = False
     bm25_stemmer: str = DEFAULT_STEMMER
+    # The generative searches' weights: fp32 as trained, or cast (`ddro search --dtype`).
+    dtype: str = "fp32"
     ddro: DDROConfig | None = None
 
     def record(self) -> dict:
@@ -197,9 +199,15 @@ def run_pipeline(config: RunConfig) -> dict:
             if distributed.is_main():
                 write_trec_run(runs[part][name], runs_dir / _run_file(part, name), name)
 
-    def generative_search(queries):
-        return generative.search(queries, k=config.k, num_beams=beams, batch_size=SEARCH_BATCH,
-                                 progress=distributed.is_main())
+    def generative_search(model_dir: Path):
+        """The search of the model just trained (saved in `model_dir`), its weights cast to `config.dtype`."""
+        if config.dtype == "fp32":
+            retriever = GenerativeRetriever(docid_model)
+        else:
+            retriever = GenerativeRetriever.load(model_dir, next(docid_model.model.parameters()).device, config.dtype,
+                                                 docid_model.precision)
+        return lambda queries: retriever.search(queries, k=config.k, num_beams=beams, batch_size=SEARCH_BATCH,
+                                                progress=distributed.is_main())
 
     # The baselines are rank 0's: they neither train nor split.
     with timed(timings, "bm25"):
@@ -217,9 +225,8 @@ def run_pipeline(config: RunConfig) -> dict:
             collection, table, preset, recipes.SFTStage(out / "model", out / "training", out / "sft_timings.json"),
             config.seed, config.qg_model, config.pseudo_queries_file, resume=config.resume)
     beams = beam_width(config.beams or preset.beams, config.k, config.beams_at_least_k)
-    generative = GenerativeRetriever(docid_model)
     with timed(timings, "search"):
-        search_all("sft", generative_search, shared=True)
+        search_all("sft", generative_search(out / "model"), shared=True)
     ddro_result = None
     if config.ddro is not None:
         with timed(timings, "ddro"):
@@ -228,7 +235,7 @@ def run_pipeline(config: RunConfig) -> dict:
                 recipes.DDROStage(out / "model-ddro", out / "training" / "ddro", out / "ddro_summary.json"),
                 resume=config.resume)
         with timed(timings, "ddro_search"):
-            search_all("ddro", generative_search, shared=True)
+            search_all("ddro", generative_search(out / "model-ddro"), shared=True)
     if not distributed.is_main():
         return distributed.broadcast(None)  # rank 0's metrics
     for part, part_runs in runs.items():
@@ -257,6 +264,7 @@ def run_pipeline(config: RunConfig) -> dict:
         "preset": preset.name,
         "scheme": table.scheme,
         "beams": beams,
+        "dtype": config.dtype,
         "seed": config.seed,
         "per_query": {name: r["per_query"] for name, r in results.items()},
         # The same systems on the held-out training queries (None when the split has none); DDRO

@@ -12,6 +12,7 @@ import os
 import tempfile
 from pathlib import Path
 
+from ddro.collections.textio import read_lines
 from ddro.errors import DdroError, at
 
 Run = dict[str, list[tuple[str, float]]]
@@ -111,7 +112,7 @@ def _parse_line(line: str, where: str) -> tuple[str, str, int, float]:
 def read_trec_run(path) -> Run:
     """Read a TREC run file; each query's list is sorted by score, best first (ties: by rank).
 
-    Sorting by score reproduces what trec_eval evaluates. A malformed line or a (qid, docno) pair
+    Sorting by score reproduces what trec_eval evaluates; a `.gz` file is read as it is. A malformed line or a (qid, docno) pair
     seen twice is a DdroError naming `path:line`.
     """
     path = Path(path)
@@ -119,15 +120,14 @@ def read_trec_run(path) -> Run:
         raise DdroError(f"{path}: file not found")
     entries: dict[str, list[tuple[float, int, str]]] = {}
     seen: set[tuple[str, str]] = set()
-    with open(path) as fh:
-        for line_no, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            query_id, doc_id, rank, score = _parse_line(line, at(path, line_no))
-            if (query_id, doc_id) in seen:
-                raise DdroError(f"{at(path, line_no)}: document {doc_id} appears twice for query {query_id}")
-            seen.add((query_id, doc_id))
-            entries.setdefault(query_id, []).append((score, rank, doc_id))
+    for line_no, line in read_lines(path):
+        if not line.strip():
+            continue
+        query_id, doc_id, rank, score = _parse_line(line, at(path, line_no))
+        if (query_id, doc_id) in seen:
+            raise DdroError(f"{at(path, line_no)}: document {doc_id} appears twice for query {query_id}")
+        seen.add((query_id, doc_id))
+        entries.setdefault(query_id, []).append((score, rank, doc_id))
     return {
         query_id: [(doc_id, score) for score, _, doc_id in sorted(rows, key=lambda r: (-r[0], r[1]))]
         for query_id, rows in entries.items()

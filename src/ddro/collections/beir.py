@@ -1,4 +1,4 @@
-"""BEIR-layout folders: `corpus.jsonl`, `queries.jsonl`, `qrels/<split>.tsv`.
+"""BEIR-layout folders: `corpus.jsonl`, `queries.jsonl`, `qrels/<split>.tsv`, each also as `.gz`.
 
 Split: `qrels/train.tsv` and `qrels/test.tsv` together define it (`dev.tsv` joins neither and is
 reported), and each part's judgments are its own file's (a query judged in `dev.tsv` and
@@ -12,12 +12,12 @@ from pathlib import Path
 
 from ddro.collections.base import Document, Qrel, Query
 from ddro.collections.builder import CollectionBuilder
-from ddro.collections.textio import read_json_lines, read_lines
+from ddro.collections.textio import plain_name, present, read_json_lines, read_lines
 from ddro.errors import DdroError, at
 
 
 def is_beir(folder: Path) -> bool:
-    return (folder / "corpus.jsonl").is_file()
+    return present(folder, "corpus.jsonl") is not None
 
 
 def _jsonl(path: Path):
@@ -38,20 +38,21 @@ def _field(record: dict, name: str, where: str) -> str:
 
 def read_beir(folder: Path, builder: CollectionBuilder, test_fraction: float | None):
     """Read the folder; returns the `given` split argument for `CollectionBuilder.build`."""
-    corpus = folder / "corpus.jsonl"
+    corpus = present(folder, "corpus.jsonl")
     for line_no, rec in _jsonl(corpus):
         where = at(corpus, line_no)
         url = _field(rec.get("metadata") or {}, "url", where) if isinstance(rec.get("metadata"), dict) else ""
         builder.add_doc(Document(str(rec["_id"]), _field(rec, "title", where), _field(rec, "text", where), url), where)
-    queries = folder / "queries.jsonl"
+    queries = present(folder, "queries.jsonl") or folder / "queries.jsonl"
     for line_no, rec in _jsonl(queries):
         builder.add_query(Query(str(rec["_id"]), _field(rec, "text", at(queries, line_no))), at(queries, line_no))
     qrels_dir = folder / "qrels"
     if not qrels_dir.is_dir():
         raise DdroError(f"{qrels_dir}: folder not found (BEIR layout needs qrels/<split>.tsv)")
     parts: dict[str, set[str]] = {}
-    for path in sorted(qrels_dir.glob("*.tsv")):
-        parts[path.stem] = _read_qrels_tsv(path, builder)
+    for path in sorted([*qrels_dir.glob("*.tsv"), *qrels_dir.glob("*.tsv.gz")]):
+        part = plain_name(path).removesuffix(".tsv")
+        parts[part] = _read_qrels_tsv(path, part, builder)
     if not parts:
         raise DdroError(f"{qrels_dir}: no <split>.tsv files")
     if "dev" in parts:
@@ -66,7 +67,7 @@ def read_beir(folder: Path, builder: CollectionBuilder, test_fraction: float | N
     return None
 
 
-def _read_qrels_tsv(path: Path, builder: CollectionBuilder) -> set[str]:
+def _read_qrels_tsv(path: Path, part: str, builder: CollectionBuilder) -> set[str]:
     query_ids = set()
     for line_no, line in read_lines(path):
         parts = line.split("\t")
@@ -80,6 +81,6 @@ def _read_qrels_tsv(path: Path, builder: CollectionBuilder) -> set[str]:
             relevance = int(parts[2])
         except ValueError:
             raise DdroError(f"{at(path, line_no)}: score {parts[2]!r} is not an integer") from None
-        builder.add_qrel(Qrel(parts[0].strip(), parts[1].strip(), relevance), at(path, line_no), path.stem)
+        builder.add_qrel(Qrel(parts[0].strip(), parts[1].strip(), relevance), at(path, line_no), part)
         query_ids.add(parts[0].strip())
     return query_ids

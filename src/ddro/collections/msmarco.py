@@ -1,6 +1,6 @@
 """MS MARCO-style folders: documents and queries as TSV, judgments as TREC qrels.
 
-Recognised files (names as MS MARCO distributes them, or shorter):
+Recognised files (names as MS MARCO distributes them, or shorter; each also gzipped, as `NAME.gz`):
 - documents: `msmarco-docs.tsv`, `docs.tsv` or `collection.tsv`, one document a line as
   `id<TAB>url<TAB>title<TAB>body` (MS MARCO documents), `id<TAB>title<TAB>text` or `id<TAB>text`
   (MS MARCO passages); the column count is fixed by the first line;
@@ -17,17 +17,15 @@ from pathlib import Path
 
 from ddro.collections.base import Document, Qrel, Query
 from ddro.collections.builder import CollectionBuilder
-from ddro.collections.textio import read_lines, read_trec_qrels
+from ddro.collections.textio import plain_name, present, read_lines, read_trec_qrels
 from ddro.errors import DdroError, at
 
 _DOC_FILES = ("msmarco-docs.tsv", "docs.tsv", "collection.tsv")
 
 
 def doc_file(folder: Path) -> Path | None:
-    for name in _DOC_FILES:
-        if (folder / name).is_file():
-            return folder / name
-    return None
+    """The documents' file (each name also as `.gz`), None when there is none."""
+    return next(filter(None, (present(folder, name) for name in _DOC_FILES)), None)
 
 
 def is_msmarco(folder: Path) -> bool:
@@ -63,7 +61,7 @@ def read_msmarco(folder: Path, builder: CollectionBuilder):
         else:
             doc = Document(fields[0], "", fields[1])
         builder.add_doc(doc, at(docs, line_no))
-    query_files = sorted(p for p in folder.iterdir() if "queries" in p.name.lower() and p.suffix == ".tsv")
+    query_files = sorted(p for p in folder.iterdir() if "queries" in p.name.lower() and plain_name(p).endswith(".tsv"))
     qrel_files = sorted(p for p in folder.iterdir() if "qrels" in p.name.lower() and p.is_file())
     if not query_files:
         raise DdroError(f"{folder}: no queries file (*queries*.tsv)")

@@ -1,12 +1,41 @@
-"""Line reading with locations, shared by the readers."""
+"""Line reading with locations, shared by the readers; a file ending in `.gz` is read as it is,
+decompressed while it streams."""
 
 from __future__ import annotations
 
+import gzip
+import io
 import json
 from pathlib import Path
 from typing import Iterator
 
 from ddro.errors import DdroError, at
+
+
+GZIP = ".gz"
+
+
+def open_binary(path: Path):
+    """`path` opened for reading bytes, through gzip when its name ends in `.gz`."""
+    return gzip.open(path, "rb") if str(path).endswith(GZIP) else open(path, "rb")
+
+
+def open_text(path: Path):
+    """`path` opened for reading UTF-8 text, through gzip when its name ends in `.gz`."""
+    return io.TextIOWrapper(open_binary(path), encoding="utf-8")
+
+
+def present(folder: Path, name: str) -> Path | None:
+    """`folder/name`, else `folder/name.gz`, whichever is a file (None when neither is)."""
+    for candidate in (folder / name, folder / (name + GZIP)):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def plain_name(path: Path) -> str:
+    """The file's name less a `.gz` ending (`train.tsv.gz` -> `train.tsv`)."""
+    return path.name[: -len(GZIP)] if path.name.endswith(GZIP) else path.name
 
 
 def read_lines(path: Path) -> Iterator[tuple[int, str]]:
@@ -15,7 +44,7 @@ def read_lines(path: Path) -> Iterator[tuple[int, str]]:
     Bytes that are not UTF-8 are decoded as Latin-1, which every classic collection is close to.
     """
     try:
-        with open(path, "rb") as fh:
+        with open_binary(path) as fh:
             for line_no, raw in enumerate(fh, start=1):
                 try:
                     line = raw.decode("utf-8")

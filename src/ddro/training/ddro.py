@@ -32,7 +32,7 @@ import torch
 from transformers.trainer_utils import SaveStrategy, SchedulerType
 
 from ddro import distributed
-from ddro.batching import DocidCollator
+from ddro.batching import DocidCollator, token_rows
 from ddro.bm25 import DEFAULT_STEMMER
 from ddro.collections.base import PseudoQuery
 from ddro.errors import DdroError, OptionError
@@ -267,8 +267,7 @@ def _pseudo_query_candidates(collection, docs: list[int], docid_model, seed: int
 class PairDataset(torch.utils.data.Dataset):
     def __init__(self, pairs: list[Pair], docid_model):
         self.pairs = pairs
-        self.input_ids = docid_model.tokenizer([p.query for p in pairs], truncation=True,
-                                               max_length=docid_model.max_input_tokens)["input_ids"]
+        self.input_ids = token_rows(docid_model, [p.query for p in pairs])
         self.ref = np.zeros((len(pairs), 2), dtype=np.float32)
 
     def __len__(self):

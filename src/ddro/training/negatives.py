@@ -123,16 +123,18 @@ def bm25_rankings(collection, groups: list[tuple[list, int]], stemmer: str = DEF
 
 
 def run_file_rankings(path) -> dict[str, list[str]]:
-    """Rankings from a TREC run (`qid Q0 doc rank score tag`) or an MS MARCO run (`qid doc rank`)."""
+    """Rankings from a TREC run (`qid Q0 doc rank score tag`) or an MS MARCO run (`qid doc rank`),
+    plain or `.gz`."""
     from pathlib import Path
 
+    from ddro.collections.textio import read_lines
     from ddro.runs import read_trec_run
 
     path = Path(path)
-    first = next((line.split() for line in path.open() if line.strip()), []) if path.is_file() else []
+    first = next((line.split() for _, line in read_lines(path) if line.strip()), []) if path.is_file() else []
     if len(first) == 3:
         rankings: dict[str, list[tuple[int, str]]] = {}
-        for line_no, line in enumerate(path.open(), start=1):
+        for line_no, line in read_lines(path):
             parts = line.split()
             if not parts:
                 continue

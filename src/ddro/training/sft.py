@@ -24,26 +24,26 @@ from transformers import Trainer
 from transformers.trainer_utils import SaveStrategy, SchedulerType
 
 from ddro import distributed
-from ddro.batching import DocidCollator
+from ddro.batching import DocidCollator, token_rows
 from ddro.models.presets import STAGES
 from ddro.precision import DEFAULT_PRECISION, autocast, check_precision
 from ddro.training.arguments import DdroTrainingArguments
 
 
 class ExampleDataset(torch.utils.data.Dataset):
-    """Examples tokenized once up front; items carry `input_ids` so the Trainer can group
-    examples of similar length into batches (less padding: titles and queries are short)."""
+    """Examples tokenized once up front into flat arrays (`TokenRows`: 4 bytes a token, and 4 a
+    document index); items carry `input_ids` so the Trainer can group examples of similar length
+    into batches (less padding: titles and queries are short)."""
 
     def __init__(self, examples, docid_model):
-        texts = [text for text, _ in examples]
-        self.input_ids = docid_model.tokenizer(texts, truncation=True, max_length=docid_model.max_input_tokens)["input_ids"]
-        self.docs = [doc for _, doc in examples]
+        self.input_ids = token_rows(docid_model, [text for text, _ in examples])
+        self.docs = np.fromiter((doc for _, doc in examples), dtype=np.int32, count=len(examples))
 
     def __len__(self):
         return len(self.docs)
 
     def __getitem__(self, i):
-        return {"input_ids": self.input_ids[i], "doc": self.docs[i]}
+        return {"input_ids": self.input_ids[i], "doc": int(self.docs[i])}
 
 
 class DocidTrainer(Trainer):
