@@ -132,3 +132,16 @@ def test_ddro_run_under_torchrun_on_cranfield_writes_one_metrics_file(tmp_path):
     assert {"bm25", "sft", "ddro"} <= set(metrics["systems"])
     assert non_main_writes(logs) == []
     assert [r["world_size"] for r in training_records(logs, 1) if "trained" in r] == [2] * 4
+
+
+def test_the_accelerate_config_files_load_and_start_the_processes_they_say():
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    folder = Path(__file__).resolve().parents[1] / "configs" / "accelerate"
+    expected = {"cpu-2-processes.yaml": 2, "1-gpu.yaml": 1, "8-gpus-1-node.yaml": 8, "16-gpus-2-nodes.yaml": 16}
+    assert sorted(p.name for p in folder.glob("*.yaml")) == sorted(expected)
+    for name, processes in expected.items():
+        config = load_config_from_file(str(folder / name))
+        assert config.num_processes == processes and config.mixed_precision == "no", name
+        # accelerate starts several local processes only for MULTI_GPU (MULTI_CPU starts one).
+        assert (config.distributed_type.value == "MULTI_GPU") == (processes > 1), name
