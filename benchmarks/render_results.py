@@ -9,7 +9,8 @@ between the two markers is generated. Sources:
 - `results/runs/<name>/`: one `ddro run` each, `metrics.json`, `config.json` and `command.txt`
   (the exact command, one line). Every folder present is rendered, in `RUN_ORDER` first.
 - `results/baselines.jsonl`, `results/docid-ceiling-minilm.jsonl`, `results/decoding-*.json`,
-  `results/trie-scale-*.json`, `results/scale-*.json`, `results/kmeans-choice-*.jsonl`: benchmark outputs; `results/commands.json` names the command that
+  `results/trie-scale-*.json`, `results/scale-*.json`, `results/kmeans-choice-*.jsonl`,
+  `results/service-load-*.json`: benchmark outputs; `results/commands.json` names the command that
   wrote each file.
 """
 
@@ -23,7 +24,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path("benchmarks/results")
-TARGETS = (Path("README.md"), Path("docs/results.md"), Path("docs/decoding.md"), Path("docs/scaling.md"))
+TARGETS = (Path("README.md"), Path("docs/results.md"), Path("docs/decoding.md"), Path("docs/scaling.md"),
+           Path("docs/serving.md"))
 MARKER = re.compile(r"(<!-- table:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /table -->)", re.S)
 
 RUN_ORDER = ("cranfield", "npl", "lisa-bare")
@@ -308,6 +310,34 @@ def kmeans_choice_table(results: Path) -> str:
     return table(header, rows) + "\n" + commands_block(used)
 
 
+def service_load_table(results: Path) -> str:
+    files = sorted(results.glob("service-load-*.json"), key=lambda p: p.stem)
+    if not files:
+        return missing("benchmarks/results/service-load-*.json")
+    commands = load_commands(results)
+    header = ["file", "mode", "concurrency", "requests", "queries/s", "p50 ms", "p95 ms", "p99 ms", "statuses",
+              "malformed answered", "mean batch"]
+    rows, used = [], []
+    for path in files:
+        report = json.loads(path.read_text())
+        for mode, found in report["modes"].items():
+            malformed = ", ".join(f"{n} x {s}" for s, n in sorted(found["malformed"]["statuses"].items()))
+            for i, run in enumerate(found["runs"]):
+                statuses = ", ".join(f"{n} x {s}" for s, n in sorted(run["statuses"].items()))
+                first = i == 0 and mode == next(iter(report["modes"]))
+                rows.append([f"`{path.name}`" if first else "",
+                             mode if i == 0 else "", str(run["concurrency"]), f"{run['requests']:,}",
+                             f"{run['queries_per_second']:.1f}", f"{run['p50_ms']:.0f}", f"{run['p95_ms']:.0f}",
+                             f"{run['p99_ms']:.0f}", statuses, malformed if i == 0 else "",
+                             f"{found['mean_batch_queries']}" if i == 0 else ""])
+        ratios = report.get("batched_over_one_at_a_time_qps", {})
+        if ratios:
+            rows.append(["", "batched / one at a time", *[""] * 2,
+                         ", ".join(f"{r}x at {c}" for c, r in ratios.items()), *[""] * 6])
+        used += commands.get(path.name, [])
+    return table(header, rows) + "\n" + commands_block(used)
+
+
 TABLES = {
     "headline": headline_table,
     "runs": runs_table,
@@ -319,6 +349,7 @@ TABLES = {
     "trie": trie_table,
     "scale": scale_table,
     "kmeans-choice": kmeans_choice_table,
+    "service-load": service_load_table,
 }
 
 

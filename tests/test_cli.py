@@ -179,3 +179,11 @@ def test_a_bad_ddro_setting_names_its_flag(beir_dir, tmp_path, capsys):
                  "--epochs", "0"]) == 2
     assert capsys.readouterr().err.strip() == "ddro: error: --epochs must be positive (got 0.0)"
     assert not out.exists()
+
+
+def test_serve_without_the_serve_extra_is_one_line(monkeypatch, tmp_path, capsys):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "fastapi", None)  # as if not installed
+    assert main(["serve", "--model", str(tmp_path), "--collection", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip() == "ddro: error: ddro serve needs the serve extra: pip install 'ddro[serve]'"

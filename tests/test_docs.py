@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TWO_COMMANDS = [
     "python3 -m venv .venv && . .venv/bin/activate && pip install torch==2.13.0 && pip install -e . && "
     "ddro run --collection ../shared/data/cranfield --out runs/cranfield --overwrite",
-    "python3 -m venv .venv && . .venv/bin/activate && pip install torch==2.13.0 && pip install -e '.[dev]' && "
+    "python3 -m venv .venv && . .venv/bin/activate && pip install torch==2.13.0 && pip install -e '.[dev,serve,pyterrier]' && "
     "python -m pytest",
 ]
 

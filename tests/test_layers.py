@@ -20,7 +20,7 @@ LAYERS = [
     ["ddro.models", "ddro.bm25", "ddro.dense", "ddro.evaluation"],
     ["ddro.retrieval", "ddro.released", "ddro.querysets", "ddro.teacher"],
     ["ddro.training"],
-    ["ddro.recipes", "ddro.pipeline"],
+    ["ddro.recipes", "ddro.pipeline", "ddro.serving", "ddro.pyterrier"],
     ["ddro.cli"],
 ]
 # The one module of training that searches (validation, model negatives).

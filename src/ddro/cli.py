@@ -299,6 +299,22 @@ def _eval_with_qrels(args, run) -> int:
     return 0
 
 
+def cmd_serve(args) -> int:
+    from ddro.serving.server import load_app, require_serving_packages, serve
+
+    require_serving_packages()
+    from ddro.serving.app import Batching, Limits
+
+    batching = Batching(args.batch_window_ms, args.max_batch, args.max_waiting)
+    limits = Limits(max_hits=args.max_hits, max_beams=args.max_beams, max_query_chars=args.max_query_chars)
+    app = load_app(args.model, args.collection, args.device, args.dtype, args.precision, limits=limits,
+                   batching=batching, default_beams=args.beams)
+    print(f"serve: {args.model} on http://{args.host}:{args.port}/ (search page at /, API at /v1/search)",
+          flush=True)
+    serve(app, args.host, args.port)
+    return 0
+
+
 def cmd_run(args) -> int:
     from ddro.pipeline import RunConfig, run_pipeline
     from ddro.training.ddro import DDROConfig
@@ -476,6 +492,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", required=True, metavar="RUN.trec")
     p.add_argument("--queries", default="test", choices=["test", "train", "all"])
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("serve", help="an HTTP search service and search page over a trained model")
+    p.add_argument("--model", required=True, metavar="DIR", help="a model folder written by training")
+    p.add_argument("--collection", required=True, metavar="SRC", help="the collection the model was trained on "
+                   "(its documents are shown with the results)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only; 0.0.0.0 for all)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--beams", type=int, default=20, help="beam width of a request that names none (widened to its "
+                   "hits; default: 20)")
+    p.add_argument("--batch-window-ms", type=float, default=5.0, help="how long a search waits for others to batch "
+                   "with (default: 5; 0 with --max-batch 1 searches one request at a time)")
+    p.add_argument("--max-batch", type=int, default=32, help="queries in one beam search at most (default: 32)")
+    p.add_argument("--max-waiting", type=int, default=256, help="requests waiting at most; more are answered 429")
+    p.add_argument("--max-hits", type=int, default=100)
+    p.add_argument("--max-beams", type=int, default=100)
+    p.add_argument("--max-query-chars", type=int, default=1000)
+    p.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
+    _add_dtype_option(p)
+    _add_precision_option(p, "(default: the one the model was trained with, as it records)")
+    p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("run", help="the main job: docids, BM25, SFT, search and evaluation in one go")
     _add_collection_options(p)

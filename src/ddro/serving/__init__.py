@@ -1,0 +1,1 @@
+"""Serving a trained model: the HTTP search service and its search page (`ddro serve`, extra `serve`)."""
