@@ -40,7 +40,6 @@ def test_existing_output_needs_overwrite(beir_dir, tmp_path, capsys):
 @pytest.mark.parametrize("args,message", [
     (["--collection", "{missing}"], "collection folder not found"),
     (["--collection", "{beir}", "--encoder", "nope"], "unknown encoder"),
-    (["--collection", "{beir}", "--test-fraction", "2"], "between 0 and 1"),
     (["--collection", "{beir}", "--pq-m", "99", "--encoder", "lsa:16"], "sub-spaces exceed"),
 ])
 def test_user_errors_are_one_line_exit_2_and_leave_no_output(beir_dir, tmp_path, capsys, args, message):
@@ -187,3 +186,59 @@ def test_serve_without_the_serve_extra_is_one_line(monkeypatch, tmp_path, capsys
     monkeypatch.setitem(sys.modules, "fastapi", None)  # as if not installed
     assert main(["serve", "--model", str(tmp_path), "--collection", str(tmp_path)]) == 2
     assert capsys.readouterr().err.strip() == "ddro: error: ddro serve needs the serve extra: pip install 'ddro[serve]'"
+
+
+@pytest.mark.parametrize("args,message", [
+    (["run", "--k", "0"], "argument --k: must be at least 1, got 0"),
+    (["run", "--beams", "0"], "argument --beams: must be at least 1, got 0"),
+    (["run", "--beams", "-3"], "argument --beams: must be at least 1, got -3"),
+    (["run", "--index-epochs", "-1"], "argument --index-epochs: must be at least 0, got -1"),
+    (["run", "--query-learning-rate", "0"], "argument --query-learning-rate: must be above 0, got 0"),
+    (["run", "--pseudo-batch-size", "0"], "argument --pseudo-batch-size: must be at least 1, got 0"),
+    (["run", "--test-fraction", "1.5"], "argument --test-fraction: must be above 0 and at most 1, got 1.5"),
+    (["docids", "--scheme", "pq", "--out", "o", "--collection", "c", "--test-fraction", "2"],
+     "argument --test-fraction: must be above 0 and at most 1, got 2"),
+    (["run", "--replay", "nan"], "argument --replay: expected a finite number, got 'nan'"),
+    (["run", "--k", "ten"], "argument --k: expected an integer, got 'ten'"),
+    (["search", "--model", "m", "--out", "r", "--k", "-5"], "argument --k: must be at least 1, got -5"),
+    (["search", "--model", "m", "--out", "r", "--length-penalty", "nan"],
+     "argument --length-penalty: expected a finite number, got 'nan'"),
+    (["search", "--model", "m", "--out", "r", "--batch-size", "0"], "argument --batch-size: must be at least 1, got 0"),
+    (["serve", "--model", "m", "--collection", "c", "--port", "70000"],
+     "argument --port: must be at least 0 and at most 65535, got 70000"),
+])
+def test_out_of_range_options_are_usage_errors_before_any_work(beir_dir, tmp_path, capsys, monkeypatch, args, message):
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    if args[0] == "run":
+        args = args + ["--collection", str(beir_dir), "--out", "out", "--preset", "tiny"]
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].endswith(message), err
+    assert list(work.iterdir()) == []  # nothing written
+
+
+def test_a_folder_in_use_is_refused_and_a_dead_writers_lock_is_taken_over(beir_dir, tmp_path, capsys):
+    import socket
+    import subprocess
+    import sys
+
+    from ddro.outputs import lock_path, output_lock
+
+    out = tmp_path / "pq"
+    args = ["docids", "--collection", str(beir_dir), "--scheme", "pq", "--out", str(out)]
+    with output_lock(out):  # a live writer: this process
+        assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "in use by another ddro command (pid" in err[0] and str(lock_path(out)) in err[0]
+    assert not out.exists() and not lock_path(out).exists()
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    lock_path(out).write_text(json.dumps({"pid": int(gone.stdout), "host": socket.gethostname()}))
+    assert main(args) == 0  # the writer that left the lock is gone
+    assert out.is_dir() and not lock_path(out).exists()
+    lock_path(out).write_text(json.dumps({"pid": 1, "host": "another-host"}))
+    assert main(args + ["--overwrite"]) == 2  # another host's writer cannot be checked: refused
+    assert "another-host" in capsys.readouterr().err

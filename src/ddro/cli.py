@@ -96,10 +96,37 @@ def flag_of(parser: argparse.ArgumentParser, field: str) -> str:
     return ""
 
 
+def ranged(kind, low=None, high=None, low_open=False, high_open=False):
+    """An argparse type: `kind` (int or float) within the bounds, finite; anything else is a usage
+    error naming the option and the value (one line, exit 2) before any work starts."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, got {text!r}")
+        if value != value or value in (float("inf"), float("-inf")):
+            raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+        too_low = low is not None and (value <= low if low_open else value < low)
+        too_high = high is not None and (value >= high if high_open else value > high)
+        if too_low or too_high:
+            lower = "" if low is None else f"{'above' if low_open else 'at least'} {low:g}"
+            upper = "" if high is None else f"{'below' if high_open else 'at most'} {high:g}"
+            raise argparse.ArgumentTypeError(f"must be {' and '.join(filter(None, (lower, upper)))}, got {text}")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
+
+
+POSITIVE = ranged(int, 1)
+NON_NEGATIVE = ranged(int, 0)
+FRACTION = ranged(float, 0, 1, low_open=True)
+
+
 def _add_collection_options(parser, required: bool = True) -> None:
     parser.add_argument("--collection", required=required, metavar="SRC",
                         help="collection folder (BEIR, MS MARCO TSV, Cranfield/NPL/LISA) or irds:<id>")
-    parser.add_argument("--test-fraction", type=float, default=None,
+    parser.add_argument("--test-fraction", type=FRACTION, default=None,
                         help="fraction of judged queries used for testing when the collection has no split "
                              "of its own (default 1/3; 1.0 = every query is a test query)")
 
@@ -373,17 +400,17 @@ def _add_model_options(parser) -> None:
                              "(the cpu preset's decoder; refused for T5 presets, which transformers always ties, "
                              "and with --model, whose checkpoint keeps its own)")
     for stage in STAGES:
-        parser.add_argument(f"--{stage}-epochs", type=float, default=None, help=f"epochs of stage {stage} (default: the preset's)")
-        parser.add_argument(f"--{stage}-learning-rate", type=float, default=None, help=f"learning rate of stage {stage}")
-        parser.add_argument(f"--{stage}-batch-size", type=int, default=None, help=f"batch size of stage {stage}")
-    parser.add_argument("--replay", type=float, default=None, help="examples of stages 1-2 mixed into the query "
+        parser.add_argument(f"--{stage}-epochs", type=ranged(float, 0), default=None, help=f"epochs of stage {stage} (default: the preset's)")
+        parser.add_argument(f"--{stage}-learning-rate", type=ranged(float, 0, low_open=True), default=None, help=f"learning rate of stage {stage}")
+        parser.add_argument(f"--{stage}-batch-size", type=POSITIVE, default=None, help=f"batch size of stage {stage}")
+    parser.add_argument("--replay", type=ranged(float, 0), default=None, help="examples of stages 1-2 mixed into the query "
                         "stage, as a multiple of its own size (default: the preset's)")
-    parser.add_argument("--query-repeats", type=int, default=None, help="times each training query is repeated in stage 3")
-    parser.add_argument("--pseudo-queries-per-doc", type=int, default=None, help="pseudo-queries per document (stage 2)")
-    parser.add_argument("--passages-per-doc", type=int, default=None, help="passages per document (stage 1)")
+    parser.add_argument("--query-repeats", type=NON_NEGATIVE, default=None, help="times each training query is repeated in stage 3")
+    parser.add_argument("--pseudo-queries-per-doc", type=NON_NEGATIVE, default=None, help="pseudo-queries per document (stage 2)")
+    parser.add_argument("--passages-per-doc", type=NON_NEGATIVE, default=None, help="passages per document (stage 1)")
     parser.add_argument("--pseudo-teacher", default=None, choices=TEACHERS, help="also pair each stage-2 "
                         "pseudo-query with this teacher's best other documents (default: its own document only)")
-    parser.add_argument("--pseudo-teacher-targets", type=int, default=None, help="with --pseudo-teacher, how many "
+    parser.add_argument("--pseudo-teacher-targets", type=POSITIVE, default=None, help="with --pseudo-teacher, how many "
                         "of the teacher's documents each pseudo-query is paired with (default: the preset's)")
     _add_precision_option(parser, "(default: the preset's: bf16 for t5-base, fp32 for the others); "
                           "recorded in the model folder, which searches with it")
@@ -426,7 +453,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace DIR if it exists")
     add_dataclass_options(p, DocidConfig, skip=("scheme",))
     p.add_argument("--scheme", required=True, choices=SCHEMES, help="docid scheme")
-    p.set_defaults(func=cmd_docids)
+    p.set_defaults(func=cmd_docids, writes_folder=True)
 
     p = sub.add_parser("inspect", help="print a collection's counts, split and reader notes as JSON")
     _add_collection_options(p)
@@ -439,11 +466,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--docids", required=True, metavar="DIR", help="a docid table written by `ddro docids`")
     p.add_argument("--out", required=True, metavar="DIR", help="the model folder to write")
     _add_model_options(p)
-    p.add_argument("--validation-fraction", type=float, default=None,
+    p.add_argument("--validation-fraction", type=ranged(float, 0, 1, high_open=True), default=None,
                    help="training queries held out of the query stage for DDRO's model selection (default: "
                         "the preset's, 0.2; on MS MARCO's 367k training queries a few percent is plenty)")
     add_config_options(p, SFTConfig, "SFT stages", skip=SFT_SKIPS)
-    p.set_defaults(func=cmd_train_sft)
+    p.set_defaults(func=cmd_train_sft, writes_folder=True)
 
     p = train.add_parser("ddro", help="the DDRO pairwise phase on an SFT model")
     _add_collection_options(p)
@@ -456,7 +483,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "'doc_id<TAB>query' a line (default: the file SFT's stage 2 read, as the model records)")
     _add_precision_option(p, "(default: the one the SFT model was trained with, as it records)")
     add_config_options(p, DDROConfig, "DDRO phase", skip=("output_dir",))
-    p.set_defaults(func=cmd_train_ddro)
+    p.set_defaults(func=cmd_train_ddro, writes_folder=True)
 
     p = sub.add_parser("search", help="rank documents for queries with a trained model (TREC run)")
     _add_collection_options(p, required=False)
@@ -469,12 +496,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="RUN.trec")
     p.add_argument("--queries", default="test", choices=["test", "train", "all"],
                    help="which queries of --collection (default: test)")
-    p.add_argument("--k", type=int, default=DEFAULT_K, help=f"documents per query (default: {DEFAULT_K})")
-    p.add_argument("--beams", type=int, default=DEFAULT_BEAMS, help=f"beam width (default: {DEFAULT_BEAMS})")
+    p.add_argument("--k", type=POSITIVE, default=DEFAULT_K, help=f"documents per query (default: {DEFAULT_K})")
+    p.add_argument("--beams", type=POSITIVE, default=DEFAULT_BEAMS, help=f"beam width (default: {DEFAULT_BEAMS})")
     p.add_argument("--beams-at-least-k", action=argparse.BooleanOptionalAction, default=True,
                    help="widen the beam to k when it is narrower (default: on)")
-    p.add_argument("--batch-size", type=int, default=8, help="queries per beam search call")
-    p.add_argument("--length-penalty", type=float, default=0.0,
+    p.add_argument("--batch-size", type=POSITIVE, default=8, help="queries per beam search call")
+    p.add_argument("--length-penalty", type=ranged(float), default=0.0,
                    help="rank by log p(docid) / length**L (default 0: the raw sequence log-probability)")
     p.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
     _add_dtype_option(p)
@@ -498,16 +525,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--collection", required=True, metavar="SRC", help="the collection the model was trained on "
                    "(its documents are shown with the results)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only; 0.0.0.0 for all)")
-    p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--beams", type=int, default=20, help="beam width of a request that names none (widened to its "
+    p.add_argument("--port", type=ranged(int, 0, 65535), default=8000)
+    p.add_argument("--beams", type=POSITIVE, default=20, help="beam width of a request that names none (widened to its "
                    "hits; default: 20)")
-    p.add_argument("--batch-window-ms", type=float, default=5.0, help="how long a search waits for others to batch "
+    p.add_argument("--batch-window-ms", type=ranged(float, 0), default=5.0, help="how long a search waits for others to batch "
                    "with (default: 5; 0 with --max-batch 1 searches one request at a time)")
-    p.add_argument("--max-batch", type=int, default=32, help="queries in one beam search at most (default: 32)")
-    p.add_argument("--max-waiting", type=int, default=256, help="requests waiting at most; more are answered 429")
-    p.add_argument("--max-hits", type=int, default=100)
-    p.add_argument("--max-beams", type=int, default=100)
-    p.add_argument("--max-query-chars", type=int, default=1000)
+    p.add_argument("--max-batch", type=POSITIVE, default=32, help="queries in one beam search at most (default: 32)")
+    p.add_argument("--max-waiting", type=NON_NEGATIVE, default=256, help="requests waiting at most; more are answered 429")
+    p.add_argument("--max-hits", type=POSITIVE, default=100)
+    p.add_argument("--max-beams", type=POSITIVE, default=100)
+    p.add_argument("--max-query-chars", type=POSITIVE, default=1000)
     p.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
     _add_dtype_option(p)
     _add_precision_option(p, "(default: the one the model was trained with, as it records)")
@@ -519,8 +546,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scheme", default=None, choices=SCHEMES,
                    help="docid scheme (default: the preset's for the collection's size; cpu: pq 4 x 256 up to "
                         "3,000 documents, rq 4 x 256 above)")
-    p.add_argument("--k", type=int, default=DEFAULT_K, help=f"documents per query (default: {DEFAULT_K})")
-    p.add_argument("--beams", type=int, default=None, help="beam width (default: the preset's)")
+    p.add_argument("--k", type=POSITIVE, default=DEFAULT_K, help=f"documents per query (default: {DEFAULT_K})")
+    p.add_argument("--beams", type=POSITIVE, default=None, help="beam width (default: the preset's)")
     p.add_argument("--beams-at-least-k", action=argparse.BooleanOptionalAction, default=True,
                    help="widen the beam to --k when it is narrower; the beam used is in metrics.json (default: on)")
     p.add_argument("--ddro", action=argparse.BooleanOptionalAction, default=True,
@@ -528,7 +555,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_dtype_option(p)
     _add_model_options(p)
     add_config_options(p, DDROConfig, "DDRO phase", skip=RUN_SKIPS)
-    p.set_defaults(func=cmd_run)
+    p.set_defaults(func=cmd_run, writes_folder=True)
     return parser
 
 
@@ -537,7 +564,7 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        with _one_voice():
+        with _one_voice(), _one_writer(args):
             status = args.func(args)
             distributed.barrier()  # no process leaves while another still needs it
             return status
@@ -552,6 +579,15 @@ def main(argv=None) -> int:
         return 130
     finally:
         distributed.finish()
+
+
+def _one_writer(args):
+    """The output folder's lock, for the commands that write one (`writes_folder`)."""
+    if not getattr(args, "writes_folder", False):
+        return contextlib.nullcontext()
+    from ddro.outputs import output_lock
+
+    return output_lock(args.out)
 
 
 @contextlib.contextmanager

@@ -89,3 +89,61 @@ def main_output_dir(out: str | Path, overwrite: bool = False):
         return
     with tempfile.TemporaryDirectory(prefix="ddro-rank-") as scratch:
         yield Path(scratch)
+
+
+def lock_path(out: str | Path) -> Path:
+    """The lock of an output folder: a file beside it (the folder itself may be replaced whole)."""
+    out = Path(out)
+    return out.parent / f".{out.name}.lock"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+@contextmanager
+def output_lock(out: str | Path):
+    """Hold `out` for one writer: a second command into it fails at once with one line naming the
+    holder. The lock records the pid and host; a lock left by a process of this host that is gone
+    (killed, crashed) is taken over. Under a launcher only rank 0 locks."""
+    import json
+    import socket
+
+    from ddro.distributed import is_main
+
+    if not is_main():
+        yield
+        return
+    path = lock_path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    host = socket.gethostname()
+    record = json.dumps({"pid": os.getpid(), "host": host})
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                holder = json.loads(path.read_text() or "{}")
+            except (OSError, ValueError):
+                holder = {}
+            if holder.get("host") == host and isinstance(holder.get("pid"), int) and not _alive(holder["pid"]):
+                path.unlink(missing_ok=True)  # its process is gone: the lock is stale
+                continue
+            raise DdroError(f"{out}: in use by another ddro command (pid {holder.get('pid', '?')} on "
+                            f"{holder.get('host', '?')}; lock {path}); wait for it to end, or remove the lock if "
+                            "that process is gone") from None
+        with os.fdopen(fd, "w") as fh:
+            fh.write(record)
+        break
+    else:
+        raise DdroError(f"{path}: could not take the lock")
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)
