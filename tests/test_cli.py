@@ -242,3 +242,56 @@ def test_a_folder_in_use_is_refused_and_a_dead_writers_lock_is_taken_over(beir_d
     lock_path(out).write_text(json.dumps({"pid": 1, "host": "another-host"}))
     assert main(args + ["--overwrite"]) == 2  # another host's writer cannot be checked: refused
     assert "another-host" in capsys.readouterr().err
+
+
+def test_run_files_and_evaluation_inputs_that_cannot_be_right_are_one_line(beir_dir, tmp_path, capsys):
+    import stat
+
+    from ddro.runs import write_trec_run
+
+    run = write_trec_run({"q1": [("d1", 1.0), ("d2", 0.5)]}, tmp_path / "ok.trec", "t")
+    assert stat.S_IMODE(run.stat().st_mode) == 0o666 & ~_umask()  # not mkstemp's private 0600
+    (tmp_path / "a-file").write_text("")
+    cases = {
+        "empty.trec": ("", "no run lines to evaluate"),
+        "nan.trec": ("q1 Q0 d1 1 nan t\n", "nan.trec:1: score 'nan' is not a finite number"),
+        "queries.trec": ("zzz Q0 d1 1 1.0 t\n", "1 query ids are not in"),
+        "documents.trec": ("q1 Q0 nope 1 1.0 t\n", "1 document ids are not in"),
+    }
+    for name, (text, message) in cases.items():
+        (tmp_path / name).write_text(text)
+        assert main(["eval", "--collection", str(beir_dir), "--run", str(tmp_path / name)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0], (name, err)
+    assert main(["docids", "--collection", str(beir_dir), "--scheme", "pq", "--out", str(tmp_path / "a-file" / "x")]) == 2
+    assert "a-file is a file, not a folder" in capsys.readouterr().err
+
+
+def _umask() -> int:
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def test_a_failed_final_rename_leaves_no_complete_looking_folder(tmp_path, monkeypatch):
+    import os
+
+    from ddro.outputs import atomic_output_dir
+
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "old.txt").write_text("old")
+    real = os.replace
+
+    def failing(src, dst):
+        if str(src).endswith(f".partial-{os.getpid()}"):
+            raise OSError(28, "No space left on device")
+        return real(src, dst)
+
+    monkeypatch.setattr(os, "replace", failing)
+    with pytest.raises(OSError):
+        with atomic_output_dir(tmp_path / "out", overwrite=True) as tmp:
+            (tmp / "new.txt").write_text("new")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    assert (tmp_path / "out" / "old.txt").read_text() == "old"

@@ -292,19 +292,35 @@ def cmd_eval(args) -> int:
     if args.queries_file and not args.qrels:
         raise DdroError("--queries-file goes with --qrels (a collection's queries are chosen with --queries)")
     run = read_trec_run(Path(args.run))
+    if not run:
+        raise DdroError(f"{args.run}: no run lines to evaluate (an empty run)")
     if args.qrels:
         return _eval_with_qrels(args, run)
     collection = load_collection(args.collection, args.test_fraction)
     if split_record_path(args.run).is_file():  # written by `ddro search`
         check_split(json.loads(split_record_path(args.run).read_text())["split"], collection.split, args.run,
                     args.collection)
+    _check_run_ids(args.run, run, collection, args.collection)
     judged = set(collection.judged_query_ids())
     queries = collection.queries if args.queries == "all" else collection.queries_of(args.queries)
     query_ids = [q.query_id for q in queries if q.query_id in judged]
+    if not query_ids:
+        raise DdroError(f"{args.collection}: no judged {args.queries} queries to evaluate (see --queries, --test-fraction)")
     result = evaluate(run, collection.qrels_dict(query_ids, None if args.queries == "all" else args.queries), query_ids)
     print(json.dumps({"run": args.run, "queries": len(query_ids), "split": collection.split.describe(),
                       "measures": result["aggregate"]}, indent=2))
     return 0
+
+
+def _check_run_ids(run_path, run, collection, source) -> None:
+    """A run naming queries or documents the collection does not have was made for another one."""
+    known_queries, known_docs = {q.query_id for q in collection.queries}, {d.doc_id for d in collection.docs}
+    for kind, found, known in (("query", list(run), known_queries),
+                               ("document", [d for ranked in run.values() for d, _ in ranked], known_docs)):
+        unknown = [i for i in found if i not in known]
+        if unknown:
+            raise DdroError(f"{run_path}: {len(set(unknown))} {kind} ids are not in {source} (first: {unknown[0]!r}); "
+                            "a run of another collection?")
 
 
 def _eval_with_qrels(args, run) -> int:

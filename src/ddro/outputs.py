@@ -17,9 +17,17 @@ def check_output_dir(out: Path, overwrite: bool, resume: bool | None = None) -> 
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise DdroError(f"{out}: exists and is not a folder")
+    check_parents(out)
     if out.is_dir() and any(out.iterdir()) and not (overwrite or resume):
         hint = "--overwrite to replace it" if resume is None else "--resume to continue it or --overwrite"
         raise DdroError(f"{out}: folder exists and is not empty (pass {hint})")
+
+
+def check_parents(out: Path) -> None:
+    """`out` can be made: its nearest existing ancestor is a folder."""
+    existing = next((parent for parent in Path(out).parents if parent.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise DdroError(f"{out}: cannot be made: {existing} is a file, not a folder")
 
 
 @contextmanager
@@ -67,13 +75,22 @@ def atomic_output_dir(out: str | Path, overwrite: bool = False):
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    if out.exists():
-        old = out.parent / f".{out.name}.old-{os.getpid()}"
-        os.replace(out, old)
-        os.replace(tmp, out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, out)
+    try:
+        if out.exists():
+            old = out.parent / f".{out.name}.old-{os.getpid()}"
+            os.replace(out, old)
+            try:
+                os.replace(tmp, out)
+            except BaseException:
+                os.replace(old, out)  # the old folder back where it was
+                raise
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out)
+    except BaseException:
+        # A complete folder under a temporary name would look like a result: it goes.
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 @contextmanager
@@ -121,6 +138,7 @@ def output_lock(out: str | Path):
         yield
         return
     path = lock_path(out)
+    check_parents(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     host = socket.gethostname()
     record = json.dumps({"pid": os.getpid(), "host": host})

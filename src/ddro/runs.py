@@ -86,9 +86,14 @@ def write_trec_run(run: Run, path, tag: str) -> Path:
         raise ValueError(f"run tag must be one non-empty word, not {tag!r}")
     path = Path(path)
     lines = list(_run_lines(run, tag))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise DdroError(f"{path}: cannot write the run there ({exc.strerror}: {exc.filename})") from None
+    try:
+        # mkstemp makes the file private (0600); a run is as readable as any file the user writes.
+        os.chmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "w") as fh:
             fh.writelines(lines)
         os.replace(tmp, path)
@@ -98,15 +103,24 @@ def write_trec_run(run: Run, path, tag: str) -> Path:
     return path
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def _parse_line(line: str, where: str) -> tuple[str, str, int, float]:
     parts = line.split()
     if len(parts) != 6:
         raise DdroError(f"{where}: a run line has 6 columns (qid Q0 docno rank score tag), found {len(parts)}")
     query_id, _, doc_id, rank, score, _ = parts
     try:
-        return query_id, doc_id, int(rank), float(score)
+        parsed = query_id, doc_id, int(rank), float(score)
     except ValueError:
         raise DdroError(f"{where}: rank must be an integer and score a number, found {rank!r} and {score!r}") from None
+    if not math.isfinite(parsed[3]):
+        raise DdroError(f"{where}: score {score!r} is not a finite number")
+    return parsed
 
 
 def read_trec_run(path) -> Run:
