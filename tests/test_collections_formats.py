@@ -96,6 +96,11 @@ def _corrupt(folder, name, lines):
     ("corpus.jsonl", ["{not json"], r"corpus.jsonl:41: malformed JSON"),
     ("corpus.jsonl", [json.dumps({"_id": "d3", "text": "again"})], r"corpus.jsonl:41: duplicate document id 'd3' \(first at .*corpus.jsonl:4\)"),
     ("corpus.jsonl", [json.dumps({"title": "no id"})], r"corpus.jsonl:41: record has no '_id'"),
+    ("corpus.jsonl", [json.dumps({"_id": None, "text": "x"})], r"corpus.jsonl:41: '_id' must be a string or an integer"),
+    ("corpus.jsonl", [json.dumps({"_id": ["a"], "text": "x"})], r"corpus.jsonl:41: '_id' must be a string or an integer"),
+    ("corpus.jsonl", [json.dumps({"_id": "  ", "text": "x"})], r"corpus.jsonl:41: empty document id"),
+    ("corpus.jsonl", [json.dumps({"_id": "d 41", "text": "x"})], r"corpus.jsonl:41: document id 'd 41' holds white space"),
+    ("queries.jsonl", [json.dumps({"_id": "q\t1", "text": "x"})], r"queries.jsonl:11: query id 'q\\t1' holds white space"),
     ("qrels/test.tsv", ["q1\tnot-a-doc\t1"], r"test.tsv:12: judgment names unknown document 'not-a-doc'"),
     ("qrels/test.tsv", ["q1\td1"], r"test.tsv:12: expected 'query-id<TAB>corpus-id<TAB>score'"),
     ("qrels/test.tsv", ["q1\td1\tx"], r"test.tsv:12: score 'x' is not an integer"),
@@ -185,3 +190,11 @@ def test_gzipped_run_files_read_as_the_plain_ones(tmp_path):
         assert run_file_rankings(tmp_path / name) == run_file_rankings(tmp_path / (name + ".gz"))
     assert read_trec_run(tmp_path / "run.trec.gz") == read_trec_run(tmp_path / "run.trec")
     assert run_file_rankings(tmp_path / "run.tsv.gz") == {"1": ["D2", "D1"]}
+
+
+def test_a_collection_of_empty_documents_is_refused(tmp_path):
+    folder = write_beir(tmp_path / "t")
+    lines = [json.dumps({"_id": f"d{i}", "title": "", "text": "  "}) for i in range(40)]
+    (folder / "corpus.jsonl").write_text("\n".join(lines) + "\n")
+    with pytest.raises(DdroError, match="all 40 documents are empty"):
+        load_collection(folder)

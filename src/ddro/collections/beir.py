@@ -24,6 +24,8 @@ def _jsonl(path: Path):
     for line_no, record in read_json_lines(path):
         if not isinstance(record, dict) or "_id" not in record:
             raise DdroError(f"{at(path, line_no)}: record has no '_id' field")
+        if isinstance(record["_id"], bool) or not isinstance(record["_id"], (str, int)):
+            raise DdroError(f"{at(path, line_no)}: '_id' must be a string or an integer, not {record['_id']!r}")
         yield line_no, record
 
 

@@ -33,8 +33,11 @@ class CollectionBuilder:
 
     @staticmethod
     def _register(seen: dict[str, str], kind: str, record_id: str, where: str) -> None:
-        if not record_id:
+        if not isinstance(record_id, str) or not record_id.strip():
             raise DdroError(f"{where}: empty {kind} id")
+        if any(c.isspace() for c in record_id):
+            # Run files and qrels are split on white space: such an id would come back as two fields.
+            raise DdroError(f"{where}: {kind} id {record_id!r} holds white space")
         if record_id in seen:
             raise DdroError(f"{where}: duplicate {kind} id {record_id!r} (first at {seen[record_id]})")
         seen[record_id] = where
@@ -66,6 +69,8 @@ class CollectionBuilder:
         """
         if not self.docs:
             raise DdroError(f"{self.source}: no documents found")
+        if not any(d.title.strip() or d.text.strip() for d in self.docs):
+            raise DdroError(f"{self.source}: all {len(self.docs)} documents are empty (no title, no text)")
         seen: dict[tuple[str, str], int] = {}
         for i, (qrel, where) in enumerate(zip(self.qrels, self._qrel_where)):
             if qrel.doc_id not in self._doc_where:
