@@ -23,7 +23,8 @@ def test_docids_writes_table_stats_and_summary(beir_dir, tmp_path, capsys):
     assert stats["collection"]["split"] == {"rule": "given(qrels/train.tsv, qrels/test.tsv)", "train_queries": 5,
                                             "test_queries": 5, "unjudged_queries": 0}
     assert stats["options"]["pq_m"] == 4 and stats["options"]["encoder"] == "lsa:16"
-    assert {p.name for p in out.iterdir()} == {"table.json", "vocab.json", "codes.npy", "docids.tsv", "collisions.tsv", "stats.json"}
+    assert {p.name for p in out.iterdir()} == {"table.json", "vocab.json", "codes.npy", "docids.tsv", "collisions.tsv",
+                                             "checksums.json", "stats.json"}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pq", "tiny"]  # no leftovers beside it
 
 

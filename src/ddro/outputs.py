@@ -165,3 +165,51 @@ def output_lock(out: str | Path):
         yield
     finally:
         path.unlink(missing_ok=True)
+
+
+CHECKSUMS = "checksums.json"
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_checksums(folder: str | Path, parts: list[str] | None = None) -> None:
+    """Record the SHA-256 of every file under `folder` (or under its `parts`, files or folders
+    relative to it) in `folder/checksums.json`, written last."""
+    import json
+
+    folder = Path(folder)
+    roots = [folder / part for part in parts] if parts is not None else [folder]
+    paths = [path for root in roots for path in ([root] if root.is_file() else sorted(root.rglob("*")))]
+    files = {str(p.relative_to(folder)): _sha256(p) for p in paths if p.is_file() and p.name != CHECKSUMS}
+    (folder / CHECKSUMS).write_text(json.dumps({"format": "ddro-checksums/1", "sha256": files}, indent=1) + "\n")
+
+
+def verify_checksums(folder: str | Path) -> None:
+    """Every file `checksums.json` lists is there with the bytes it had: else one line naming the
+    first that is missing or changed. Files added since are not checked; a folder without the
+    record (written before ddro kept one) is not checked."""
+    import json
+
+    folder = Path(folder)
+    record = folder / CHECKSUMS
+    if not record.is_file():
+        return
+    try:
+        files = json.loads(record.read_text())["sha256"]
+    except (ValueError, KeyError, TypeError):
+        raise DdroError(f"{record}: unreadable (not the checksums ddro writes)") from None
+    for name, expected in files.items():
+        path = folder / name
+        if not path.is_file():
+            raise DdroError(f"{path}: missing from {folder} (listed in {CHECKSUMS}); the folder is incomplete")
+        if _sha256(path) != expected:
+            raise DdroError(f"{path}: changed since {folder} was written (its checksum differs); "
+                            "the folder is damaged or was edited")

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ddro.errors import DdroError
+from ddro.outputs import verify_checksums, write_checksums
 
 PAD = -1
 
@@ -122,6 +123,7 @@ class DocidTable:
             fh.write("group\tdoc_ids\n")
             for g, group in enumerate(self.collision_groups):
                 fh.write(f"{g}\t{' '.join(self.doc_ids[i] for i in group)}\n")
+        write_checksums(folder)
 
     @classmethod
     def load(cls, folder: str | Path) -> "DocidTable":
@@ -129,25 +131,28 @@ class DocidTable:
         meta_path = folder / "table.json"
         if not meta_path.is_file():
             raise DdroError(f"{meta_path}: not found (is {folder} a docid table written by `ddro docids`?)")
+        verify_checksums(folder)
         try:
             meta = json.loads(meta_path.read_text())
             vocab = json.loads((folder / "vocab.json").read_text())
-        except (json.JSONDecodeError, FileNotFoundError) as exc:
-            raise DdroError(f"{folder}: unreadable docid table ({exc})") from None
-        codes = np.load(folder / "codes.npy", allow_pickle=False)
-        doc_ids, strings = [], []
-        with open(folder / "docids.tsv", newline="", encoding="utf-8") as fh:
-            reader = csv.reader(fh, delimiter="\t")
-            next(reader)
-            for row in reader:
-                doc_ids.append(row[0])
-                strings.append(row[1])
-        index = {d: i for i, d in enumerate(doc_ids)}
-        groups = []
-        with open(folder / "collisions.tsv", encoding="utf-8") as fh:
-            next(fh)
-            for line in fh:
-                groups.append([index[d] for d in line.rstrip("\n").split("\t")[1].split(" ")])
+            codes = np.load(folder / "codes.npy", allow_pickle=False)
+            doc_ids, strings = [], []
+            with open(folder / "docids.tsv", newline="", encoding="utf-8") as fh:
+                reader = csv.reader(fh, delimiter="\t")
+                next(reader)
+                for row in reader:
+                    doc_ids.append(row[0])
+                    strings.append(row[1])
+            index = {d: i for i, d in enumerate(doc_ids)}
+            groups = []
+            with open(folder / "collisions.tsv", encoding="utf-8") as fh:
+                next(fh)
+                for line in fh:
+                    groups.append([index[d] for d in line.rstrip("\n").split("\t")[1].split(" ")])
+        except (OSError, ValueError, KeyError, IndexError, StopIteration) as exc:
+            raise DdroError(f"{folder}: unreadable docid table ({type(exc).__name__}: {exc})") from None
+        if len(doc_ids) != len(codes):
+            raise DdroError(f"{folder}: docids.tsv names {len(doc_ids)} documents but codes.npy has {len(codes)} rows")
         return cls(
             scheme=meta["scheme"], doc_ids=doc_ids, codes=codes, vocab=vocab, new_tokens=meta["new_tokens"],
             options=meta.get("options", {}), strings=strings if not meta["new_tokens"] else None,

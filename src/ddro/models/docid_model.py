@@ -18,6 +18,7 @@ import torch
 
 from ddro.docids.table import PAD, DocidTable
 from ddro.errors import DdroError
+from ddro.outputs import verify_checksums, write_checksums
 from ddro.models.architectures import get_architecture
 from ddro.precision import DEFAULT_PRECISION, check_precision
 
@@ -99,6 +100,8 @@ class DocidModel:
                 # loaded model (`ddro train ddro --model`) updates and clips the same set as `ddro run`.
                 "frozen_parameters": [name for name, p in self.model.named_parameters() if not p.requires_grad]}
         (folder / MODEL_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+        # What loading reads (a `ddro train sft` folder also holds the Trainer's files, not checked).
+        write_checksums(folder, ["model", "tokenizer", "docids", "docid_token_ids.npy", MODEL_FILE])
 
     @classmethod
     def load(cls, folder: str | Path, device: str | torch.device = "cpu", dtype: str = "fp32") -> "DocidModel":
@@ -109,16 +112,25 @@ class DocidModel:
         folder = Path(folder)
         if not (folder / MODEL_FILE).is_file():
             raise DdroError(f"{folder}: not a ddro model folder (no {MODEL_FILE}; train one with `ddro train sft`)")
-        meta = json.loads((folder / MODEL_FILE).read_text())
-        loader = get_architecture(meta["architecture"]).model_class()
         if dtype not in DTYPES:
             raise DdroError(f"dtype {dtype!r}: choose from {', '.join(DTYPES)}")
-        model = loader.from_pretrained(folder / "model").to(device, dtype=DTYPES[dtype]).eval()
+        verify_checksums(folder)
+        try:
+            meta = json.loads((folder / MODEL_FILE).read_text())
+            loader = get_architecture(meta["architecture"]).model_class()
+            model = loader.from_pretrained(folder / "model").to(device, dtype=DTYPES[dtype]).eval()
+            tokenizer = AutoTokenizer.from_pretrained(folder / "tokenizer", local_files_only=True)
+            token_ids = np.load(folder / "docid_token_ids.npy", allow_pickle=False)
+        except DdroError:
+            raise
+        except Exception as exc:  # a damaged folder written before ddro kept checksums: one line, not a traceback
+            first = (str(exc).strip().splitlines() or [""])[0][:200]
+            raise DdroError(f"{folder}: unreadable model folder ({type(exc).__name__}: {first})") from None
         frozen = set(meta.get("frozen_parameters", ()))
         for name, parameter in model.named_parameters():
             parameter.requires_grad_(name not in frozen)
-        return cls(model, AutoTokenizer.from_pretrained(folder / "tokenizer"), DocidTable.load(folder / "docids"),
-                   np.load(folder / "docid_token_ids.npy"), meta["architecture"], meta["eos_token_id"],
+        return cls(model, tokenizer, DocidTable.load(folder / "docids"),
+                   token_ids, meta["architecture"], meta["eos_token_id"],
                    meta["decoder_start_token_id"], meta["max_input_tokens"], meta.get("validation_fraction"),
                    meta.get("qg_model"), meta.get("pseudo_queries_file"), meta.get("pseudo_queries_sha256"),
                    meta.get("split"), meta.get("precision", DEFAULT_PRECISION))
