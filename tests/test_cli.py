@@ -8,6 +8,8 @@ import pytest
 
 from ddro.cli import main
 
+from conftest import write_beir
+
 STATS_KEYS = {"documents", "unique_docids", "collisions", "docid_length", "vocab_size", "build_seconds"}
 
 
@@ -296,3 +298,17 @@ def test_a_failed_final_rename_leaves_no_complete_looking_folder(tmp_path, monke
             (tmp / "new.txt").write_text("new")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
     assert (tmp_path / "out" / "old.txt").read_text() == "old"
+
+
+def test_a_model_of_another_collection_is_not_searched_and_deep_json_is_one_line(tiny, tmp_path, capsys):
+    _, model = tiny
+    model.save(tmp_path / "model")
+    other = write_beir(tmp_path / "other", n_docs=25)
+    assert main(["search", "--collection", str(other), "--model", str(tmp_path / "model"),
+                 "--out", str(tmp_path / "r.trec")]) == 2
+    assert "made for another collection" in capsys.readouterr().err and not (tmp_path / "r.trec").exists()
+    with open(other / "queries.jsonl", "a") as fh:
+        fh.write("[" * 200_000 + "]" * 200_000 + "\n")
+    assert main(["inspect", "--collection", str(other)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "queries.jsonl:11: malformed JSON (nested too deep)" in err[0]

@@ -229,8 +229,8 @@ def cmd_train_ddro(args) -> int:
 
 
 def _queries_from_args(args):
-    """`(queries, description, split)` from `--queries-file` (split None) or from `--collection`'s
-    `--queries` part."""
+    """`(queries, description, collection)` from `--queries-file` (collection None) or from
+    `--collection`'s `--queries` part."""
     from ddro.collections import load_collection
     from ddro.querysets import read_queries
 
@@ -240,7 +240,7 @@ def _queries_from_args(args):
         return read_queries(args.queries_file), f"queries of {args.queries_file}", None
     collection = load_collection(args.collection, args.test_fraction)
     queries = collection.queries if args.queries == "all" else collection.queries_of(args.queries)
-    return queries, f"{args.queries} queries", collection.split
+    return queries, f"{args.queries} queries", collection
 
 
 def cmd_search(args) -> int:
@@ -250,7 +250,7 @@ def cmd_search(args) -> int:
     from ddro.runs import split_record_path, write_trec_run
 
     device = torch_device(args.device)
-    queries, described, split = _queries_from_args(args)
+    queries, described, collection = _queries_from_args(args)
     if args.docids:
         from ddro.released import load_released
 
@@ -261,8 +261,12 @@ def cmd_search(args) -> int:
                         "checkpoint and its table (--docids)")
     else:
         retriever = GenerativeRetriever.load(args.model, device, args.dtype, args.precision)
-        if split is not None:
-            check_split(retriever.docid_model.split, split, args.model, args.collection)
+        if collection is not None:
+            from ddro.recipes import check_documents
+
+            # A model of another collection would name documents this one does not have.
+            check_documents(retriever.doc_ids, collection, args.model, args.collection)
+            check_split(retriever.docid_model.split, collection.split, args.model, args.collection)
     start = time.perf_counter()
     beams = beam_width(args.beams, args.k, args.beams_at_least_k)
     # Under a launcher each process searches its share of the queries, in whole batches.
@@ -273,9 +277,9 @@ def cmd_search(args) -> int:
     if not distributed.is_main():
         return 0
     write_trec_run(run, Path(args.out), args.tag)
-    if split is not None:  # which split's queries these are, for `ddro eval` to check
-        split_record_path(args.out).write_text(json.dumps({"split": split.record(), "queries": args.queries,
-                                                           "model": args.model}, indent=2) + "\n")
+    if collection is not None:  # which split's queries these are, for `ddro eval` to check
+        record = {"split": collection.split.record(), "queries": args.queries, "model": args.model}
+        split_record_path(args.out).write_text(json.dumps(record, indent=2) + "\n")
     print(f"search: {len(queries)} {described}, beams {beams}, {args.dtype} weights, "
           f"{retriever.docid_model.precision} precision, "
           f"{len(queries) / max(seconds, 1e-9):.2f} queries/s -> {args.out}")

@@ -71,6 +71,8 @@ def read_json_lines(path: Path, what: str = "malformed JSON") -> Iterator[tuple[
             yield line_no, json.loads(line)
         except json.JSONDecodeError as exc:
             raise DdroError(f"{at(path, line_no)}: {what} ({exc.msg})") from None
+        except RecursionError:
+            raise DdroError(f"{at(path, line_no)}: {what} (nested too deep)") from None
 
 
 def read_trec_qrels(path: Path) -> Iterator[tuple[int, str, str, int]]:
