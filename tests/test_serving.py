@@ -227,8 +227,7 @@ def test_serve_finishes_the_request_in_flight_on_sigterm(running_service):
     worker.join(timeout=120)
     assert answers and answers[0].status_code == 200 and len(answers[0].json()["results"]) == 64
     assert answers[1] > signalled  # answered after the signal: it was in flight
-    # uvicorn shuts down gracefully, then re-raises the signal it caught: the process ends by SIGTERM.
-    assert process.wait(timeout=60) in (0, -signal.SIGTERM)
+    assert process.wait(timeout=60) == 0  # a graceful stop
     assert process.stdout.read().startswith("serve: ")
     assert "Traceback" not in process.stderr.read()
 

@@ -13,7 +13,9 @@ import copy
 import dataclasses
 import io
 import json
+import signal
 import sys
+import threading
 import time
 import typing
 from pathlib import Path
@@ -358,7 +360,10 @@ def cmd_serve(args) -> int:
                    batching=batching, default_beams=args.beams)
     print(f"serve: {args.model} on http://{args.host}:{args.port}/ (search page at /, API at /v1/search)",
           flush=True)
-    serve(app, args.host, args.port)
+    try:
+        serve(app, args.host, args.port)
+    except Terminated:  # uvicorn stopped gracefully, then passed the SIGTERM on: a clean stop
+        pass
     return 0
 
 
@@ -579,10 +584,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(BaseException):
+    """SIGTERM arrived: unwound like Ctrl-C, so every atomic output is left as it was."""
+
+
+def _terminate(signum, frame):
+    raise Terminated
+
+
 def main(argv=None) -> int:
     show_on_stderr()  # the library's progress and warnings
     parser = build_parser()
     args = parser.parse_args(argv)
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    if in_main_thread:
+        # A scheduler's SIGTERM (SLURM's time limit, `kill`) ends a command as Ctrl-C does: temporary
+        # outputs removed, the lock released, one line. (`ddro serve` installs uvicorn's own handler.)
+        previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         with _one_voice(), _one_writer(args):
             status = args.func(args)
@@ -597,8 +615,13 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("ddro: interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        print("ddro: terminated (SIGTERM); finished phases are kept: --resume continues", file=sys.stderr)
+        return 143
     finally:
         distributed.finish()
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _one_writer(args):
