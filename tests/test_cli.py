@@ -253,7 +253,8 @@ def test_run_files_and_evaluation_inputs_that_cannot_be_right_are_one_line(beir_
     from ddro.runs import write_trec_run
 
     run = write_trec_run({"q1": [("d1", 1.0), ("d2", 0.5)]}, tmp_path / "ok.trec", "t")
-    assert stat.S_IMODE(run.stat().st_mode) == 0o666 & ~_umask()  # not mkstemp's private 0600
+    (tmp_path / "plain.txt").write_text("")  # what any file the user writes gets
+    assert stat.S_IMODE(run.stat().st_mode) == stat.S_IMODE((tmp_path / "plain.txt").stat().st_mode)
     (tmp_path / "a-file").write_text("")
     cases = {
         "empty.trec": ("", "no run lines to evaluate"),
@@ -268,14 +269,6 @@ def test_run_files_and_evaluation_inputs_that_cannot_be_right_are_one_line(beir_
         assert len(err) == 1 and message in err[0], (name, err)
     assert main(["docids", "--collection", str(beir_dir), "--scheme", "pq", "--out", str(tmp_path / "a-file" / "x")]) == 2
     assert "a-file is a file, not a folder" in capsys.readouterr().err
-
-
-def _umask() -> int:
-    import os
-
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def test_a_failed_final_rename_leaves_no_complete_looking_folder(tmp_path, monkeypatch):

@@ -11,7 +11,8 @@ from ddro.collections import PseudoQuery
 from ddro.errors import DdroError
 from ddro.models import DocidModel, get_preset
 from ddro.training.ddro import DDROConfig, DDROResult, training_queries
-from ddro.training.instances import file_pseudo_queries, file_sha256
+from ddro.outputs import file_sha256
+from ddro.training.instances import file_pseudo_queries
 from ddro.training.sft import stage_examples_for
 
 from conftest import bare_corpus, write_beir, write_query_generator

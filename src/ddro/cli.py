@@ -247,7 +247,7 @@ def _queries_from_args(args):
 
 def cmd_search(args) -> int:
     from ddro.querysets import is_tokenized
-    from ddro.retrieval import GenerativeRetriever, beam_width
+    from ddro.retrieval import GenerativeRetriever, beam_width, search_in_shards
     from ddro.devices import torch_device
     from ddro.runs import split_record_path, write_trec_run
 
@@ -271,10 +271,8 @@ def cmd_search(args) -> int:
             check_split(retriever.docid_model.split, collection.split, args.model, args.collection)
     start = time.perf_counter()
     beams = beam_width(args.beams, args.k, args.beams_at_least_k)
-    # Under a launcher each process searches its share of the queries, in whole batches.
-    run = distributed.gather_shards(queries, lambda part: retriever.search(
-        part, k=args.k, num_beams=beams, batch_size=args.batch_size, length_penalty=args.length_penalty,
-        progress=distributed.is_main()), unit=args.batch_size)
+    run = search_in_shards(retriever.search, queries, args.batch_size, k=args.k, num_beams=beams,
+                           length_penalty=args.length_penalty, progress=distributed.is_main())
     seconds = time.perf_counter() - start
     if not distributed.is_main():
         return 0
@@ -463,7 +461,7 @@ def _add_precision_option(parser, default_help: str) -> None:
 def build_parser() -> argparse.ArgumentParser:
     from ddro import __version__
     from ddro.docids import SCHEMES, DocidConfig
-    from ddro.retrieval import DEFAULT_BEAMS
+    from ddro.retrieval import DEFAULT_BEAMS, DEFAULT_SEARCH_BATCH
     from ddro.runs import DEFAULT_K
     from ddro.training.ddro import DDROConfig
     from ddro.training.sft import SFTConfig
@@ -525,7 +523,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--beams", type=POSITIVE, default=DEFAULT_BEAMS, help=f"beam width (default: {DEFAULT_BEAMS})")
     p.add_argument("--beams-at-least-k", action=argparse.BooleanOptionalAction, default=True,
                    help="widen the beam to k when it is narrower (default: on)")
-    p.add_argument("--batch-size", type=POSITIVE, default=8, help="queries per beam search call")
+    p.add_argument("--batch-size", type=POSITIVE, default=DEFAULT_SEARCH_BATCH,
+                   help=f"queries per beam search call (default: {DEFAULT_SEARCH_BATCH})")
     p.add_argument("--length-penalty", type=ranged(float), default=0.0,
                    help="rank by log p(docid) / length**L (default 0: the raw sequence log-probability)")
     p.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")

@@ -170,7 +170,8 @@ def output_lock(out: str | Path):
 CHECKSUMS = "checksums.json"
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path) -> str:
+    """The SHA-256 of a file's bytes, read a megabyte at a time."""
     import hashlib
 
     digest = hashlib.sha256()
@@ -188,7 +189,7 @@ def write_checksums(folder: str | Path, parts: list[str] | None = None) -> None:
     folder = Path(folder)
     roots = [folder / part for part in parts] if parts is not None else [folder]
     paths = [path for root in roots for path in ([root] if root.is_file() else sorted(root.rglob("*")))]
-    files = {str(p.relative_to(folder)): _sha256(p) for p in paths if p.is_file() and p.name != CHECKSUMS}
+    files = {str(p.relative_to(folder)): file_sha256(p) for p in paths if p.is_file() and p.name != CHECKSUMS}
     (folder / CHECKSUMS).write_text(json.dumps({"format": "ddro-checksums/1", "sha256": files}, indent=1) + "\n")
 
 
@@ -210,6 +211,6 @@ def verify_checksums(folder: str | Path) -> None:
         path = folder / name
         if not path.is_file():
             raise DdroError(f"{path}: missing from {folder} (listed in {CHECKSUMS}); the folder is incomplete")
-        if _sha256(path) != expected:
+        if file_sha256(path) != expected:
             raise DdroError(f"{path}: changed since {folder} was written (its checksum differs); "
                             "the folder is damaged or was edited")

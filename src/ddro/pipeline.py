@@ -115,11 +115,6 @@ def fused_runs(runs: dict, k: int) -> dict:
     return fused
 
 
-# Queries per beam-search call; shards of a search are whole batches, so each query is searched in
-# the batch it would be in one process.
-SEARCH_BATCH = 8
-
-
 def _run_file(part: str, name: str) -> str:
     """Test runs keep their place (`runs/<system>.trec`); validation runs go under `runs/validation/`."""
     return f"{name}.trec" if part == "test" else f"{part}/{name}.trec"
@@ -135,7 +130,7 @@ def run_pipeline(config: RunConfig) -> dict:
     from ddro.docids.schemes import COMPUTED
     from ddro.evaluation import evaluate, json_text, paired_tests, write_report
     from ddro.outputs import atomic_files, atomic_write_text, check_output_dir
-    from ddro.retrieval import GenerativeRetriever, beam_width
+    from ddro.retrieval import GenerativeRetriever, beam_width, search_in_shards
     from ddro.runs import write_trec_run
 
     load_stemmer(config.bm25_stemmer)  # an unknown name fails before anything is built
@@ -188,13 +183,11 @@ def run_pipeline(config: RunConfig) -> dict:
     runs: dict[str, dict] = {part: {} for part in query_sets}
 
     def search_all(name: str, search, shared: bool = False) -> None:
-        """`search` each part's queries: on rank 0, or `shared` by every process in whole batches."""
+        """`search` each part's queries: on rank 0, or on every process (a search that shares the work)."""
         for part, queries in query_sets.items():
             if not queries:
                 continue
-            if shared:
-                runs[part][name] = distributed.gather_shards(queries, search, unit=SEARCH_BATCH)
-            elif distributed.is_main():
+            if shared or distributed.is_main():
                 runs[part][name] = search(queries)
             if distributed.is_main():
                 write_trec_run(runs[part][name], runs_dir / _run_file(part, name), name)
@@ -206,7 +199,7 @@ def run_pipeline(config: RunConfig) -> dict:
         else:
             retriever = GenerativeRetriever.load(model_dir, next(docid_model.model.parameters()).device, config.dtype,
                                                  docid_model.precision)
-        return lambda queries: retriever.search(queries, k=config.k, num_beams=beams, batch_size=SEARCH_BATCH,
+        return lambda queries: search_in_shards(retriever.search, queries, k=config.k, num_beams=beams,
                                                 progress=distributed.is_main())
 
     # The baselines are rank 0's: they neither train nor split.

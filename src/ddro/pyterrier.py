@@ -25,13 +25,14 @@ except ImportError:  # pragma: no cover - the message is the point
 class DDRORetriever(pt.Transformer):
     """Constrained beam search over a trained model's docids (`ddro.retrieval.GenerativeRetriever`)."""
 
-    def __init__(self, model_dir, k: int = 100, num_beams: int | None = None, batch_size: int = 8,
+    def __init__(self, model_dir, k: int = 100, num_beams: int | None = None, batch_size: int | None = None,
                  device: str | None = None, dtype: str = "fp32", precision: str | None = None):
         from ddro.devices import torch_device
-        from ddro.retrieval import GenerativeRetriever
+        from ddro.retrieval import DEFAULT_SEARCH_BATCH, GenerativeRetriever
 
         self.retriever = GenerativeRetriever.load(model_dir, torch_device(device), dtype, precision)
-        self.k, self.num_beams, self.batch_size = k, max(num_beams or k, k), batch_size
+        self.k, self.num_beams = k, max(num_beams or k, k)
+        self.batch_size = batch_size or DEFAULT_SEARCH_BATCH
         self.model_dir = str(model_dir)
 
     def __repr__(self) -> str:

@@ -37,7 +37,6 @@ class DocidsStage:
         return DocidTable.load(self.folder)
 
     def save(self, table) -> None:
-        """Rank 0 writes the table (the only process that builds it under a launcher)."""
         with atomic_output_dir(self.folder, overwrite=True) as tmp:
             table.save(tmp)
 

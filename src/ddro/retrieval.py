@@ -22,6 +22,17 @@ from ddro.scoring import docid_logprobs, query_states
 
 # Docids generated per query, unless told otherwise.
 DEFAULT_BEAMS = 100
+# Queries per beam-search call, unless told otherwise.
+DEFAULT_SEARCH_BATCH = 8
+
+
+def search_in_shards(search, queries, batch_size: int = DEFAULT_SEARCH_BATCH, **options):
+    """`search(queries, batch_size=..., **options)` (a `GenerativeRetriever.search`), split under a
+    launcher: each process searches its share in whole batches, so every query is searched in the
+    batch it would be in one process, and every process gets the whole run (`ddro.distributed`)."""
+    from ddro.distributed import gather_shards
+
+    return gather_shards(queries, lambda part: search(part, batch_size=batch_size, **options), unit=batch_size)
 
 
 def beam_width(beams: int, k: int, at_least_k: bool) -> int:
@@ -76,7 +87,7 @@ class GenerativeRetriever:
         return [self.doc_ids[i] for i in self._docs_of.get(tuple(int(t) for t in tokens), [])]
 
     @torch.inference_mode()
-    def search(self, queries, k: int = DEFAULT_K, num_beams: int = DEFAULT_BEAMS, batch_size: int = 8, progress: bool = True,
+    def search(self, queries, k: int = DEFAULT_K, num_beams: int = DEFAULT_BEAMS, batch_size: int = DEFAULT_SEARCH_BATCH, progress: bool = True,
                length_penalty: float = 0.0):
         """Rank documents for each query: `{query_id: [(doc_id, score), ...]}`, best first.
 

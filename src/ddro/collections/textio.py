@@ -4,7 +4,6 @@ decompressed while it streams."""
 from __future__ import annotations
 
 import gzip
-import io
 import json
 from pathlib import Path
 from typing import Iterator
@@ -18,11 +17,6 @@ GZIP = ".gz"
 def open_binary(path: Path):
     """`path` opened for reading bytes, through gzip when its name ends in `.gz`."""
     return gzip.open(path, "rb") if str(path).endswith(GZIP) else open(path, "rb")
-
-
-def open_text(path: Path):
-    """`path` opened for reading UTF-8 text, through gzip when its name ends in `.gz`."""
-    return io.TextIOWrapper(open_binary(path), encoding="utf-8")
 
 
 def present(folder: Path, name: str) -> Path | None:

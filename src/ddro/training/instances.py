@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ddro.outputs import file_sha256
+
 logger = logging.getLogger(__name__)
 
 Example = tuple[str, int]
@@ -110,14 +112,6 @@ def one_pseudo_query_source(qg_model, queries_file) -> None:
         from ddro.errors import DdroError
 
         raise DdroError("give either --pseudo-queries-file or --qg-model, not both")
-
-
-def file_sha256(path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def record_pseudo_queries_file(docid_model, path) -> None:

@@ -32,8 +32,6 @@ from ddro.scoring import docid_logprobs, query_states
 from ddro.training.ddro_loss import compared_logps, ddro_loss
 
 PAIR_LOSS = "loss"
-# The search's own default batch: sharded or not, each query is searched in the same batch.
-VALIDATION_BATCH = 8
 
 logger = logging.getLogger(__name__)
 
@@ -175,11 +173,11 @@ def search_measure(search, docid_model, validation, positives, measure: str, bea
     table = docid_model.table
     qrels = {q.query_id: {table.doc_ids[d]: 1 for d in positives[q.query_id]} for q in validation}
 
+    from ddro.retrieval import search_in_shards
+
     def score() -> float:
         docid_model.model.eval()
-        # Under a launcher each process searches its share of the queries (whole batches).
-        run = distributed.gather_shards(validation, lambda part: search(part, k=beams, num_beams=beams, batch_size=VALIDATION_BATCH,
-                                                                         progress=False), unit=VALIDATION_BATCH)
+        run = search_in_shards(search, validation, k=beams, num_beams=beams, progress=False)
         return evaluate(run, qrels, [q.query_id for q in validation], [measure])["aggregate"][measure]
 
     return score
