@@ -26,7 +26,7 @@ def test_docids_writes_table_stats_and_summary(beir_dir, tmp_path, capsys):
                                             "test_queries": 5, "unjudged_queries": 0}
     assert stats["options"]["pq_m"] == 4 and stats["options"]["encoder"] == "lsa:16"
     assert {p.name for p in out.iterdir()} == {"table.json", "vocab.json", "codes.npy", "docids.tsv", "collisions.tsv",
-                                             "checksums.json", "stats.json"}
+                                             "checksums.json", "stats.json", "manifest.json"}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pq", "tiny"]  # no leftovers beside it
 
 
@@ -162,8 +162,8 @@ def test_train_ddro_parses_the_trainers_own_options_into_its_config():
     default = config_from_args(DDROConfig, build_parser().parse_args(["train", "ddro", "--collection", "c", "--model",
                                                                        "m", "--out", "o"]))
     assert (default.learning_rate, default.per_device_train_batch_size, default.warmup_steps,
-            default.lr_scheduler_type.value, default.save_strategy.value, default.logging_steps) == (
-        1e-5, 16, 0.1, "cosine", "no", 12)
+            default.lr_scheduler_type.value, default.save_strategy.value, default.save_steps, default.logging_steps) == (
+        1e-5, 16, 0.1, "cosine", "steps", 100, 12)
 
 
 def test_a_bad_ddro_setting_names_its_flag(beir_dir, tmp_path, capsys):

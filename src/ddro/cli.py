@@ -22,7 +22,7 @@ from pathlib import Path
 
 from ddro import distributed
 from ddro.collections.base import check_split
-from ddro.errors import DdroError, OptionError
+from ddro.errors import DdroError, OptionError, Terminated
 from ddro.logs import show_on_stderr
 
 
@@ -136,6 +136,7 @@ def _add_collection_options(parser, required: bool = True) -> None:
 def cmd_docids(args) -> int:
     from ddro.collections import load_collection
     from ddro.docids import DocidConfig, build_docids
+    from ddro.manifest import collection_digests, write_manifest
     from ddro.outputs import atomic_output_dir, check_output_dir
 
     if not distributed.is_main():  # one table, built once: the other processes of a launcher wait
@@ -152,6 +153,7 @@ def cmd_docids(args) -> int:
     with atomic_output_dir(out, args.overwrite) as tmp:
         table.save(tmp)
         (tmp / "stats.json").write_text(json.dumps(stats, indent=2) + "\n")
+        write_manifest(tmp, {"collection": collection_digests(args.collection)}, config.recorded(), config.seed)
     print(f"docids: {collection.name} scheme={config.scheme}: {stats['documents']} documents, "
           f"{stats['unique_docids']} unique docids, {stats['collisions']} collisions ({config.collisions}), "
           f"length <= {stats['docid_length']}, vocab {stats['vocab_size']}, {seconds:.1f} s -> {out}")
@@ -170,7 +172,8 @@ def cmd_train_sft(args) -> int:
     from ddro import recipes
     from ddro.collections import load_collection
     from ddro.docids import DocidTable
-    from ddro.outputs import check_output_dir
+    from ddro.manifest import check_and_record, check_unchanged, collection_digests, file_digests, folder_digest
+    from ddro.outputs import check_output_dir, resumable_output_dir
     from ddro.training.sft import SFTConfig
 
     out = Path(args.out)
@@ -179,10 +182,15 @@ def cmd_train_sft(args) -> int:
     collection = load_collection(args.collection, args.test_fraction)
     table = DocidTable.load(args.docids)
     recipes.check_documents(table.doc_ids, collection, args.docids, args.collection)
+    inputs = {"collection": collection_digests(args.collection)}
+    check_unchanged(args.docids, inputs, "the docid table")
+    inputs |= {"docids": folder_digest(args.docids), "pseudo_queries_file": file_digests(args.pseudo_queries_file)}
     start = time.perf_counter()
-    _, result = recipes.train_sft(collection, table, preset, recipes.SFTStage.in_folder(out), args.seed,
-                                  args.qg_model, args.pseudo_queries_file, resume=args.resume,
-                                  config=config_from_args(SFTConfig, args))
+    with resumable_output_dir(out, args.overwrite, args.resume) as work:
+        check_and_record(work, inputs, args.resume, preset.to_dict(), args.seed)
+        _, result = recipes.train_sft(collection, table, preset, recipes.SFTStage.in_folder(work), args.seed,
+                                      args.qg_model, args.pseudo_queries_file, resume=args.resume,
+                                      config=config_from_args(SFTConfig, args))
     counts = ", ".join(f"{name} {stage.examples}" for name, stage in result.stages.items())
     print(f"train sft: preset={preset.name} examples: {counts}; {time.perf_counter() - start:.0f} s -> {out}")
     return 0
@@ -211,20 +219,26 @@ def cmd_train_ddro(args) -> int:
     from ddro import recipes
     from ddro.collections import load_collection
     from ddro.models import DocidModel
-    from ddro.outputs import check_output_dir, main_output_dir
+    from ddro.manifest import check_and_record, check_unchanged, collection_digests, file_digests, folder_digest
+    from ddro.outputs import check_output_dir, resumable_output_dir
     from ddro.training.ddro import DDROConfig
 
     out = Path(args.out)
-    check_output_dir(out, args.overwrite)
+    check_output_dir(out, args.overwrite, args.resume)
     config = config_from_args(DDROConfig, args)
     collection = load_collection(args.collection, args.test_fraction)
     model = DocidModel.load(args.model)
     recipes.check_documents(model.table.doc_ids, collection, args.model, args.collection)
     check_split(model.split, collection.split, args.model, args.collection)
+    inputs = {"collection": collection_digests(args.collection)}
+    check_unchanged(args.model, inputs, "the SFT model")
+    inputs |= {"model": folder_digest(args.model), "pseudo_queries_file": file_digests(args.pseudo_queries_file),
+               "negatives_run": file_digests(config.negatives_run)}
     _pseudo_query_source_for_ddro(model, args.qg_model, args.pseudo_queries_file)
     model.precision = args.precision or model.precision
-    with main_output_dir(out, args.overwrite) as tmp:
-        result = recipes.train_ddro(model, collection, config, recipes.DDROStage.in_folder(tmp))
+    with resumable_output_dir(out, args.overwrite, args.resume) as work:
+        check_and_record(work, inputs, args.resume, config.record(), config.seed)
+        result = recipes.train_ddro(model, collection, config, recipes.DDROStage.in_folder(work), resume=args.resume)
     print(f"train ddro: {result.pairs} pairs from {result.train_queries} queries, {result.steps} steps, "
           f"{result.selection()}; {result.seconds:.0f} s -> {out}")
     return 0
@@ -374,7 +388,7 @@ def cmd_run(args) -> int:
                        pseudo_queries_file=args.pseudo_queries_file, k=args.k, beams=args.beams,
                        beams_at_least_k=args.beams_at_least_k,
                        seed=args.seed, resume=args.resume, overwrite=args.overwrite, bm25_stemmer=args.bm25_stemmer,
-                       dtype=args.dtype,
+                       dtype=args.dtype, sft_save_steps=args.sft_save_steps,
                        ddro=config_from_args(DDROConfig, args) if args.ddro else None)
     start = time.perf_counter()
     metrics = run_pipeline(config)
@@ -505,6 +519,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pseudo-queries-file", default=None, metavar="FILE", help="pseudo-queries from a file, "
                    "'doc_id<TAB>query' a line (default: the file SFT's stage 2 read, as the model records)")
     _add_precision_option(p, "(default: the one the SFT model was trained with, as it records)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted phase from its last checkpoint")
     add_config_options(p, DDROConfig, "DDRO phase", skip=("output_dir",))
     p.set_defaults(func=cmd_train_ddro, writes_folder=True)
 
@@ -576,6 +591,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="widen the beam to --k when it is narrower; the beam used is in metrics.json (default: on)")
     p.add_argument("--ddro", action=argparse.BooleanOptionalAction, default=True,
                    help="run the DDRO phase after SFT (default: on)")
+    p.add_argument("--sft-save-steps", type=ranged(float, 0, low_open=True), default=SFTConfig.save_steps,
+                   help="SFT steps between two checkpoints, or below 1 the fraction of a stage's steps; "
+                        f"--save-steps is the DDRO phase's (default: {SFTConfig.save_steps:g})")
     _add_dtype_option(p)
     _add_model_options(p)
     add_config_options(p, DDROConfig, "DDRO phase", skip=RUN_SKIPS)
@@ -583,8 +601,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-class Terminated(BaseException):
-    """SIGTERM arrived: unwound like Ctrl-C, so every atomic output is left as it was."""
+# The last words of a resumable command (one with --resume) stopped by a signal.
+_RESUMABLE = "; finished phases and the last checkpoint are kept: --resume continues"
 
 
 def _terminate(signum, frame):
@@ -592,9 +610,12 @@ def _terminate(signum, frame):
 
 
 def main(argv=None) -> int:
+    from ddro.manifest import set_command
+
     show_on_stderr()  # the library's progress and warnings
     parser = build_parser()
     args = parser.parse_args(argv)
+    set_command(sys.argv[1:] if argv is None else list(argv))
     in_main_thread = threading.current_thread() is threading.main_thread()
     if in_main_thread:
         # A scheduler's SIGTERM (SLURM's time limit, `kill`) ends a command as Ctrl-C does: temporary
@@ -612,10 +633,12 @@ def main(argv=None) -> int:
         print(f"ddro: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("ddro: interrupted", file=sys.stderr)
+        print(f"ddro: interrupted (SIGINT){_RESUMABLE if hasattr(args, 'resume') else ''}",
+              file=sys.stderr)
         return 130
     except Terminated:
-        print("ddro: terminated (SIGTERM); finished phases are kept: --resume continues", file=sys.stderr)
+        print(f"ddro: terminated (SIGTERM){_RESUMABLE if hasattr(args, 'resume') else ''}",
+              file=sys.stderr)
         return 143
     finally:
         distributed.finish()

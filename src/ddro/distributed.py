@@ -90,6 +90,18 @@ def broadcast(value):
     return box[0]
 
 
+def max_over_ranks(value: int) -> int:
+    """The largest of every rank's `value` (an int), on every rank."""
+    if not active():
+        return value
+    import torch
+
+    device = torch.device("cuda", torch.cuda.current_device()) if backend() == "nccl" else torch.device("cpu")
+    box = torch.tensor([value], dtype=torch.long, device=device)
+    _dist().all_reduce(box, op=_dist().ReduceOp.MAX)
+    return int(box.item())
+
+
 def share(count: int, unit: int = 1) -> range:
     """This rank's contiguous part of `range(count)`, in whole blocks of `unit` items (a search's
     batches, so each query is searched in the batch it would be in one process); the parts cover

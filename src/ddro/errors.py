@@ -22,3 +22,8 @@ class OptionError(DdroError):
 def at(path, line_no: int | None = None) -> str:
     """Format a location as `path:line` (or just `path`) for error messages."""
     return f"{path}:{line_no}" if line_no is not None else str(path)
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived: unwound like Ctrl-C (KeyboardInterrupt), so every atomic output is left as
+    it was and a training saves its checkpoint first (`ddro.training.checkpoints`)."""

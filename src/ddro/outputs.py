@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -76,36 +75,78 @@ def atomic_output_dir(out: str | Path, overwrite: bool = False):
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     try:
-        if out.exists():
-            old = out.parent / f".{out.name}.old-{os.getpid()}"
-            os.replace(out, old)
-            try:
-                os.replace(tmp, out)
-            except BaseException:
-                os.replace(old, out)  # the old folder back where it was
-                raise
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
+        _put_in_place(tmp, out)
     except BaseException:
         # A complete folder under a temporary name would look like a result: it goes.
         shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 
-@contextmanager
-def main_output_dir(out: str | Path, overwrite: bool = False):
-    """`atomic_output_dir` on rank 0; on the other processes of a distributed job a scratch folder
-    that is removed afterwards, so that code writing into the yielded folder runs unchanged on
-    every rank while only rank 0's files reach `out`."""
-    from ddro.distributed import is_main
-
-    if is_main():
-        with atomic_output_dir(out, overwrite) as tmp:
-            yield tmp
+def _put_in_place(tmp: Path, out: Path) -> None:
+    """Rename the finished folder `tmp` to `out`, replacing an old `out`, which comes back if the
+    rename fails."""
+    if not out.exists():
+        os.replace(tmp, out)
         return
-    with tempfile.TemporaryDirectory(prefix="ddro-rank-") as scratch:
-        yield Path(scratch)
+    old = out.parent / f".{out.name}.old-{os.getpid()}"
+    os.replace(out, old)
+    try:
+        os.replace(tmp, out)
+    except BaseException:
+        os.replace(old, out)  # the old folder back where it was
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def work_dir(out: str | Path) -> Path:
+    """Where a resumable command (`ddro run`, `ddro train sft`, `ddro train ddro`) writes until it
+    finishes: `.NAME.partial` beside `out`. Its name is fixed (the lock keeps it to one writer), so
+    that `--resume` finds an interrupted command's checkpoints there."""
+    out = Path(out)
+    return out.parent / f".{out.name}.partial"
+
+
+@contextmanager
+def resumable_output_dir(out: str | Path, overwrite: bool = False, resume: bool = False):
+    """Yield the folder a resumable command writes into (`work_dir`); when the block ends without
+    error it becomes `out` in one rename, so `out` is the old folder, absent, or complete.
+
+    - Interrupted (Ctrl-C, SIGTERM, a crash, `kill -9`), the work folder stays with its checkpoints,
+      and `--resume` continues it; without `--resume` or `--overwrite` a command refuses to start
+      over it. A user error (`DdroError`) in a fresh start removes it: its inputs were wrong.
+    - `--resume` of a finished `out` continues it in the work folder (to retrain a phase with other
+      settings, say) and puts it back when done.
+    - `--overwrite` starts a fresh work folder; the old `out` stays until the new one is complete.
+    """
+    from ddro.distributed import barrier, is_main
+
+    out = Path(out)
+    work = work_dir(out)
+    check_output_dir(out, overwrite, resume)
+    if work.exists() and not (resume or overwrite):
+        raise DdroError(f"{out}: an interrupted command left {work} (pass --resume to continue it, or "
+                        "--overwrite to start again)")
+    fresh = not (resume and (work.is_dir() or out.is_dir()))
+    finished = not fresh and not work.is_dir()  # a finished folder continued: it comes back when done
+    barrier()  # every process looked before rank 0 moves anything
+    if is_main():
+        if fresh:
+            shutil.rmtree(work, ignore_errors=True)
+        elif finished:
+            os.replace(out, work)
+        work.mkdir(parents=True, exist_ok=True)
+    barrier()
+    try:
+        yield work
+    except DdroError:
+        if is_main() and fresh:
+            shutil.rmtree(work, ignore_errors=True)
+        elif is_main() and finished:
+            os.replace(work, out)  # refused to continue it (other inputs, say): left as it was
+        raise
+    barrier()
+    if is_main():
+        _put_in_place(work, out)
 
 
 def lock_path(out: str | Path) -> Path:

@@ -3,7 +3,10 @@
 Stages (each timed in `metrics.json` -> `timings`): docids, BM25 baseline, dense baseline, SFT
 training, search, evaluation. Everything lands in one output folder: `docids/`, `model/`,
 `runs/*.trec` (test queries; `runs/validation/*.trec`: the training queries SFT held out),
-`metrics.json`, `report.md`, `report.png`, `config.json` (preset, options, versions, seed).
+`metrics.json`, `report.md`, `report.png`, `config.json` (preset, options, versions, seed) and
+`manifest.json` (`ddro.manifest`: the command and its inputs' checksums, also in each model and
+docid folder). It is written as `.NAME.partial` and renamed when complete
+(`outputs.resumable_output_dir`).
 Beside the pure systems, reciprocal-rank fusions of them are rows of their own (`fused_runs`).
 
 The dense baseline is exact retrieval with the embeddings the computed docids (pq, rq, hkmeans)
@@ -19,8 +22,6 @@ train as DDP and the generative searches are sharded by query (`ddro.distributed
 from __future__ import annotations
 
 import json
-import platform
-import shutil
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
@@ -32,6 +33,7 @@ from ddro.errors import DdroError
 from ddro.models.presets import Preset
 from ddro.runs import DEFAULT_K
 from ddro.training.ddro import DDROConfig
+from ddro.training.sft import SFTConfig
 
 
 @dataclass
@@ -53,25 +55,14 @@ class RunConfig:
     bm25_stemmer: str = DEFAULT_STEMMER
     # The generative searches' weights: fp32 as trained, or cast (`ddro search --dtype`).
     dtype: str = "fp32"
+    # SFT's checkpoints (its other Trainer settings are `SFTConfig`'s defaults).
+    sft_save_steps: float = SFTConfig.save_steps
     ddro: DDROConfig | None = None
 
     def record(self) -> dict:
         """`config.json`'s "run": the preset by name, the DDRO settings as the phase records them."""
         values = {f.name: getattr(self, f.name) for f in fields(self)}
         return values | {"preset": self.preset.name, "ddro": self.ddro.record() if self.ddro else None}
-
-
-def versions() -> dict:
-    import importlib.metadata as md
-
-    out = {"python": platform.python_version()}
-    for package in ("ddro", "torch", "transformers", "sentence-transformers", "ir_measures", "bm25s", "PyStemmer",
-                    "numpy"):
-        try:
-            out[package] = md.version(package)
-        except md.PackageNotFoundError:
-            out[package] = None
-    return out
 
 
 @contextmanager
@@ -121,26 +112,31 @@ def _run_file(part: str, name: str) -> str:
 
 
 def run_pipeline(config: RunConfig) -> dict:
+    from ddro.bm25 import load_stemmer
+    from ddro.outputs import resumable_output_dir
+
+    load_stemmer(config.bm25_stemmer)  # an unknown name fails before anything is built
+    # Everything is written into a work folder that becomes `config.out` when the run is complete.
+    with resumable_output_dir(config.out, config.overwrite, config.resume) as work:
+        return _run_in(work, config)
+
+
+def _run_in(out: Path, config: RunConfig) -> dict:
+    """`run_pipeline`'s stages, writing into the work folder `out`."""
     from ddro import recipes
-    from ddro.bm25 import BM25Retriever, load_stemmer
+    from ddro.bm25 import BM25Retriever
     from ddro.collections import load_collection
     from ddro.collections.base import check_split, validation_part
     from ddro.dense import encoder_retriever
     from ddro.docids import build_docids
     from ddro.docids.schemes import COMPUTED
     from ddro.evaluation import evaluate, json_text, paired_tests, write_report
-    from ddro.outputs import atomic_files, atomic_write_text, check_output_dir
+    from ddro.manifest import (check_and_record, collection_digests, file_digests, folder_digest, versions,
+                               write_manifest)
+    from ddro.outputs import atomic_files, atomic_write_text
     from ddro.retrieval import GenerativeRetriever, beam_width, search_in_shards
     from ddro.runs import write_trec_run
 
-    load_stemmer(config.bm25_stemmer)  # an unknown name fails before anything is built
-    out = Path(config.out)
-    check_output_dir(out, config.overwrite, config.resume)
-    distributed.barrier()  # every process checked `out` before rank 0 replaces it
-    if distributed.is_main():
-        if config.overwrite and not config.resume and out.exists():
-            shutil.rmtree(out)
-        out.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
     preset = config.preset
     collection = load_collection(config.collection, config.test_fraction)
@@ -156,9 +152,12 @@ def run_pipeline(config: RunConfig) -> dict:
         if {k: saved.get(k) for k in wanted} != wanted:
             raise DdroError(f"{docids_stage.folder}: --resume found docids built with {saved}, but this run asks for "
                             f"{wanted} (pass --overwrite, or another --out)")
+    inputs = {"collection": collection_digests(config.collection),
+              "pseudo_queries_file": file_digests(config.pseudo_queries_file)}
     if config.resume and (out / "config.json").is_file():
         # A model trained on another split would be tested on queries it trained on.
         check_split(json.loads((out / "config.json").read_text()).get("split"), collection.split, out, config.collection)
+    check_and_record(out, inputs, config.resume, config.record(), config.seed)
     if distributed.is_main():
         atomic_write_text(out / "config.json", json.dumps({
             "run": config.record(), "preset": preset.to_dict(), "docids": docid_config.recorded(),
@@ -171,6 +170,8 @@ def run_pipeline(config: RunConfig) -> dict:
         elif distributed.is_main():
             table = build_docids(collection, docid_config)
             docids_stage.save(table)
+            write_manifest(docids_stage.folder, {"collection": inputs["collection"]}, docid_config.recorded(),
+                           config.seed)
         else:
             table = docids_stage.load()
     runs_dir = out / "runs"
@@ -216,7 +217,11 @@ def run_pipeline(config: RunConfig) -> dict:
     with timed(timings, "sft"):
         docid_model, sft_result = recipes.train_sft(
             collection, table, preset, recipes.SFTStage(out / "model", out / "training", out / "sft_timings.json"),
-            config.seed, config.qg_model, config.pseudo_queries_file, resume=config.resume)
+            config.seed, config.qg_model, config.pseudo_queries_file, resume=config.resume,
+            config=SFTConfig(save_steps=config.sft_save_steps))
+    inputs["docids"] = folder_digest(docids_stage.folder)
+    if distributed.is_main():
+        write_manifest(out / "model", inputs, preset.to_dict(), config.seed)
     beams = beam_width(config.beams or preset.beams, config.k, config.beams_at_least_k)
     with timed(timings, "search"):
         search_all("sft", generative_search(out / "model"), shared=True)
@@ -227,6 +232,9 @@ def run_pipeline(config: RunConfig) -> dict:
                 docid_model, collection, config.ddro,
                 recipes.DDROStage(out / "model-ddro", out / "training" / "ddro", out / "ddro_summary.json"),
                 resume=config.resume)
+        if distributed.is_main():
+            write_manifest(out / "model-ddro", inputs | {"model": folder_digest(out / "model")}, config.ddro.record(),
+                           config.seed)
         with timed(timings, "ddro_search"):
             search_all("ddro", generative_search(out / "model-ddro"), shared=True)
     if not distributed.is_main():

@@ -102,8 +102,9 @@ def train_sft(collection, table, preset, stage: SFTStage, seed: int, qg_model: s
 def train_ddro(docid_model, collection, config, stage: DDROStage, resume: bool = False):
     """The DDRO phase on `docid_model` in place, saved; returns its `DDROResult`.
 
-    With `resume` a complete stage trained with the same settings is loaded instead; one trained
-    with other settings is trained again, not silently reused.
+    With `resume` a complete stage trained with the same settings is loaded instead, and an
+    interrupted one continues from its last checkpoint; one trained with other settings is trained
+    again, not silently reused.
     """
     from ddro.models import DocidModel
     from ddro.training.ddro import DDROResult, train_ddro as train
@@ -113,7 +114,7 @@ def train_ddro(docid_model, collection, config, stage: DDROStage, resume: bool =
         if saved.config == json.loads(json.dumps(config.record())):
             docid_model.model.load_state_dict(DocidModel.load(stage.model_dir).model.state_dict())
             return saved
-    result = train(docid_model, collection, config, stage.training_dir)
+    result = train(docid_model, collection, config, stage.training_dir, resume=resume)
     if distributed.is_main():
         docid_model.save(stage.model_dir)
         atomic_write_text(stage.result_file, json.dumps(result.to_dict(), indent=2) + "\n")

@@ -22,10 +22,13 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import json
 import logging
+import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -41,6 +44,7 @@ from ddro.scoring import docid_logprobs, query_states
 from ddro.teacher import Teacher, check_teacher
 from ddro.training.ddro_loss import compared_logps, ddro_loss
 from ddro.training.arguments import DdroTrainingArguments
+from ddro.training.checkpoints import ReplayEpochOrder, StopOnSignal, latest_checkpoint, stopping_on_signals
 from ddro.training.negatives import (NegativeConfig, Pair, bm25_rankings, make_pairs, parse_bands,
                                     run_file_rankings)
 from ddro.training.selection import PAIR_LOSS, PairLoss, ValidationSelection, constrained_search, search_measure
@@ -68,8 +72,8 @@ _RECORDED = {"beta": "beta", "loss_type": "loss_type", "nll_weight": "nll_weight
              "validation_fraction": "validation_fraction", "validation_min_queries": "validation_min_queries",
              "eval_steps": "eval_steps", "patience": "patience", "validation_measure": "validation_measure",
              "validation_beams": "validation_beams", "seed": "seed"}
-# Where a run writes, not how it trains.
-_UNRECORDED = ("output_dir",)
+# Where and how often a run writes, not how it trains.
+_UNRECORDED = ("output_dir", "save_strategy", "save_steps", "save_total_limit")
 LOSS_TYPES = ("sigmoid", "hinge", "ipo")
 
 
@@ -96,8 +100,11 @@ class DDROConfig(DdroTrainingArguments):
     warmup_steps: float = field(default=0.1, metadata={
         "aliases": ["--warmup-ratio"], "help": "warm-up steps, or below 1 the fraction of the steps"})
     lr_scheduler_type: SchedulerType | str = field(default="cosine", metadata={"help": "learning-rate schedule"})
-    save_strategy: SaveStrategy | str = field(default="no", metadata={
-        "help": "when the Trainer saves checkpoints (the selected weights are kept in memory)"})
+    save_strategy: SaveStrategy | str = field(default="steps", metadata={
+        "help": "when the Trainer saves the checkpoint an interrupted phase resumes from (the newest is kept, "
+                "with the selection's best weights)"})
+    save_steps: float = field(default=100, metadata={
+        "help": "steps between two checkpoints, or below 1 the fraction of the phase's steps"})
     precompute_ref_log_probs: bool = field(default=True, metadata={
         "help": "score the pairs with the frozen reference once before training instead of keeping a copy of it"})
     per_query: int = field(default=8, metadata={
@@ -430,6 +437,27 @@ def negative_rankings(collection, search, query_sets, positives, config: DDROCon
     return rankings | taught
 
 
+SETTINGS_FILE = "ddro_settings.json"
+
+
+def resumable_checkpoint(out_dir: Path, config: DDROConfig, resume: bool) -> Path | None:
+    """The last checkpoint in `out_dir` to resume from: with `resume`, of a phase with `config`'s
+    settings (another's is discarded, as `recipes.train_ddro` trains a finished phase of other
+    settings again). Records the settings for the next `--resume` to compare."""
+    settings = json.loads(json.dumps(config.record()))
+    recorded = out_dir / SETTINGS_FILE
+    same = recorded.is_file() and json.loads(recorded.read_text()) == settings
+    checkpoint = latest_checkpoint(out_dir) if resume and same else None
+    if distributed.is_main():
+        if checkpoint is None:
+            for stale in out_dir.glob("checkpoint-*"):
+                shutil.rmtree(stale, ignore_errors=True)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        recorded.write_text(json.dumps(settings, indent=1) + "\n")
+    distributed.barrier()
+    return checkpoint
+
+
 @dataclass
 class DDROResult:
     """The DDRO phase's summary: its pairs, the selected step and its score, its seconds, and the
@@ -458,8 +486,10 @@ class DDROResult:
         return f"validation {self.validation_measure} {self.validation_score:.3f} (step {self.selected_step})"
 
 
-def train_ddro(docid_model, collection, config: DDROConfig, out_dir) -> DDROResult:
-    """Run the DDRO phase on `docid_model` in place."""
+def train_ddro(docid_model, collection, config: DDROConfig, out_dir, resume: bool = False) -> DDROResult:
+    """Run the DDRO phase on `docid_model` in place; with `resume`, continue from the last checkpoint
+    in `out_dir` of a phase with the same settings (the pairs, the reference and the selection's
+    start are recomputed as they were: they are deterministic)."""
     start = time.perf_counter()
     search = constrained_search(docid_model)
     # Under a launcher, rank 0 draws the queries (writing any generated ones' cache) and mines; the
@@ -503,11 +533,19 @@ def train_ddro(docid_model, collection, config: DDROConfig, out_dir) -> DDROResu
 
     selection = ValidationSelection(validation_score, config.eval_steps, config.patience, docid_model.model, measure,
                                     lower_is_better=measure == PAIR_LOSS) if measure else None
+    checkpoint = resumable_checkpoint(Path(out_dir), config, resume)
+    if checkpoint and selection:
+        selection.restore(checkpoint)
+    stop = StopOnSignal()  # before the selection, which adds its state to the checkpoint it asks for
     trainer = DDROTrainer(model=docid_model.model, args=replace(config, output_dir=str(out_dir)), train_dataset=dataset,
                           data_collator=pair_collator(docid_model), ref_model=ref_model,
-                          callbacks=[selection] if selection else [], precision=docid_model.precision)
-    with contextlib.redirect_stdout(sys.stderr):
-        trainer.train()
+                          callbacks=[stop, ReplayEpochOrder(checkpoint)] + ([selection] if selection else []),
+                          precision=docid_model.precision)
+    with contextlib.redirect_stdout(sys.stderr), stopping_on_signals(stop):
+        trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    if distributed.is_main():
+        for finished in Path(out_dir).glob("checkpoint-*"):  # the phase is done: its resume points are not needed
+            shutil.rmtree(finished, ignore_errors=True)
     if selection:
         docid_model.model.load_state_dict(selection.best_state)
     docid_model.model.eval()

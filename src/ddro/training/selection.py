@@ -10,7 +10,8 @@ Two validation signals:
   (docs/experiments.md#selection-on-a-bare-corpus).
 
 `ValidationSelection` scores the model before training and every `eval_steps`, keeps the best
-weights in memory and stops after `patience` evaluations past the warm-up without improvement.
+weights in memory (and in each checkpoint, with its history) and stops after `patience`
+evaluations past the warm-up without improvement.
 
 `constrained_search` is the one way into `ddro.retrieval` from training: validation and DDRO's
 model negatives both search through it.
@@ -18,8 +19,10 @@ model negatives both search through it.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import defaultdict
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -29,9 +32,13 @@ from ddro import distributed
 from ddro.batching import label_batch, pad_input_ids
 from ddro.precision import autocast
 from ddro.scoring import docid_logprobs, query_states
+from ddro.training.checkpoints import checkpoint_dir
 from ddro.training.ddro_loss import compared_logps, ddro_loss
 
 PAIR_LOSS = "loss"
+# What `ValidationSelection` adds to each checkpoint, for a resumed phase to select as the whole one would.
+SELECTION_STATE = "selection.json"
+SELECTION_WEIGHTS = "selection_best.safetensors"
 
 logger = logging.getLogger(__name__)
 
@@ -151,7 +158,29 @@ class ValidationSelection(TrainerCallback):
     def on_step_end(self, args, state, control, model=None, **kwargs):
         if state.global_step % self.eval_steps == 0 or state.global_step >= state.max_steps:
             self._check(state, control, model)
+        if control.should_save and distributed.is_main():
+            # Into the folder the Trainer saves this step's checkpoint in, before its trainer_state.json
+            # (written last), so that a complete checkpoint always holds the selection's state.
+            self.save(checkpoint_dir(args, state))
         return control
+
+    def save(self, folder: Path) -> None:
+        """The selection's state (`SELECTION_STATE`) and best weights (`SELECTION_WEIGHTS`) in `folder`."""
+        from safetensors.torch import save_file
+
+        folder.mkdir(parents=True, exist_ok=True)
+        save_file({k: v.contiguous() for k, v in self.best_state.items()}, folder / SELECTION_WEIGHTS)
+        (folder / SELECTION_STATE).write_text(json.dumps({"history": self.history, "best": self.best,
+                                                          "best_step": self.best_step, "bad": self.bad}) + "\n")
+
+    def restore(self, folder: Path) -> None:
+        """Continue from the state `save` left in a checkpoint folder."""
+        from safetensors.torch import load_file
+
+        saved = json.loads((folder / SELECTION_STATE).read_text())
+        self.history = [tuple(entry) for entry in saved["history"]]
+        self.best, self.best_step, self.bad = saved["best"], saved["best_step"], saved["bad"]
+        self.best_state = load_file(folder / SELECTION_WEIGHTS)
 
 
 def constrained_search(docid_model):

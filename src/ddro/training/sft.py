@@ -5,7 +5,8 @@ weights, so `torchrun` / `accelerate launch` run it as DDP (`ddro.distributed`);
 writes the stages' files. Labels are the
 docid's decoder tokens then EOS, padded with -100 (ignored by the loss). After each stage the
 weights are saved to `OUT/stages/<stage>/final`; `resume=True` skips finished stages and resumes an
-interrupted one from its last epoch checkpoint.
+interrupted one from its last checkpoint (every `save_steps`, and on SIGINT or SIGTERM:
+`ddro.training.checkpoints`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from ddro.batching import DocidCollator, token_rows
 from ddro.models.presets import STAGES
 from ddro.precision import DEFAULT_PRECISION, autocast, check_precision
 from ddro.training.arguments import DdroTrainingArguments
+from ddro.training.checkpoints import ReplayEpochOrder, StopOnSignal, latest_checkpoint, stopping_on_signals
 
 
 class ExampleDataset(torch.utils.data.Dataset):
@@ -97,8 +99,10 @@ class SFTConfig(DdroTrainingArguments):
     warmup_steps: float = field(default=0.05, metadata={
         "help": "warm-up steps, or below 1 the fraction of a stage's steps"})
     logging_steps: float = field(default=50, metadata={"help": "steps between the Trainer's logs"})
-    save_strategy: SaveStrategy | str = field(default="epoch", metadata={
-        "help": "when a stage saves the checkpoint an interrupted stage resumes from"})
+    save_strategy: SaveStrategy | str = field(default="steps", metadata={
+        "help": "when a stage saves the checkpoint an interrupted stage resumes from (the newest is kept)"})
+    save_steps: float = field(default=500, metadata={
+        "help": "steps between two checkpoints, or below 1 the fraction of a stage's steps"})
     train_sampling_strategy: str = field(default="group_by_length", metadata={
         "help": "batches of examples of similar length (titles and queries are short: less padding)"})
 
@@ -183,15 +187,17 @@ def train_sft(docid_model, stage_examples: dict, preset, out_dir: Path, resume: 
         if not examples or stage.epochs <= 0:
             continue
         start = time.perf_counter()
+        checkpoint = latest_checkpoint(stage_dir) if resume else None
+        stop = StopOnSignal()
         trainer = DocidTrainer(
             model=docid_model.model, args=config.for_stage(stage_dir, stage, preset.seed),
             train_dataset=ExampleDataset(examples, docid_model), data_collator=DocidCollator(docid_model),
             encoder_lr_scale=docid_model.encoder_lr_scale(preset),
-            precision=docid_model.precision,
+            precision=docid_model.precision, callbacks=[stop, ReplayEpochOrder(checkpoint)],
         )
-        checkpoint = resume and any(stage_dir.glob("checkpoint-*"))
-        with contextlib.redirect_stdout(sys.stderr):  # the Trainer prints its logs: keep stdout for results
-            trainer.train(resume_from_checkpoint=True if checkpoint else None)
+        # The Trainer prints its logs: keep stdout for results.
+        with contextlib.redirect_stdout(sys.stderr), stopping_on_signals(stop):
+            trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
         seconds = time.perf_counter() - start
         done.seconds = round(seconds, 2)
         if distributed.is_main():
