@@ -1,4 +1,5 @@
-"""`--resume` loads a finished SFT stage's weights strictly: only tied keys may be absent."""
+"""`--resume` loads a finished SFT stage's weights, and an interrupted stage's checkpoint, strictly:
+only tied keys may be absent."""
 
 import json
 import shutil
@@ -36,6 +37,17 @@ def test_resume_refuses_the_weights_of_another_model(tiny, tmp_path, other, prob
     model = build_docid_model(preset, saved.table, [d.text for d in collection.docs], seed=1)
     with pytest.raises(DdroError, match=rf"stages/index/final: --resume found weights of another model \({problem} '"):
         train_sft(model, {}, preset, tmp_path, resume=True)
+
+
+def test_resume_refuses_a_checkpoint_of_another_model_mid_stage(tiny, tmp_path):
+    collection, saved = tiny
+    checkpoint = tmp_path / "stages" / "index" / "checkpoint-3"
+    saved.model.save_pretrained(checkpoint, safe_serialization=True)
+    (checkpoint / "trainer_state.json").write_text("{}")  # complete, as the Trainer writes this file last
+    preset = get_preset("tiny", d_ff=32)
+    model = build_docid_model(preset, saved.table, [d.text for d in collection.docs], seed=1)
+    with pytest.raises(DdroError, match=r"checkpoint-3: --resume found weights of another model \(other shape for '"):
+        train_sft(model, {"index": [("a passage", 0)]}, preset, tmp_path, resume=True)
 
 
 @pytest.mark.parametrize("damage,message", [

@@ -22,7 +22,7 @@ from pathlib import Path
 from transformers import TrainerCallback
 
 from ddro import distributed
-from ddro.errors import Terminated
+from ddro.errors import DdroError, Terminated
 
 TRAINER_STATE = "trainer_state.json"
 _EXCEPTIONS = {signal.SIGINT: KeyboardInterrupt, signal.SIGTERM: Terminated}
@@ -59,6 +59,30 @@ def _rng_states() -> dict:
     if torch.cuda.is_available():
         states["cuda"] = torch.cuda.get_rng_state()
     return states
+
+
+def load_weights_strictly(model, folder: Path) -> None:
+    """A finished stage's or a checkpoint's weights (`model*.safetensors`: a checkpoint holds other
+    tensors too), loaded strictly: the only keys they may lack are tied ones (the same tensor as a
+    key they have), which `save_pretrained` leaves out; anything else means the weights are of
+    another model, which would otherwise train on from partly random weights."""
+    from safetensors.torch import load_file
+
+    state = {}
+    for shard in sorted(folder.glob("model*.safetensors")):
+        state.update(load_file(shard))
+    own = model.state_dict()
+    mismatched = sorted(k for k, v in state.items() if k in own and own[k].shape != v.shape)
+    unexpected = sorted(set(state) - set(own))
+    loaded = {own[k].data_ptr() for k in state if k in own}
+    missing = sorted(k for k in set(own) - set(state) if own[k].data_ptr() not in loaded)
+    if mismatched or unexpected or missing:
+        problems = [f"{label} {keys[0]!r}" + (f" and {len(keys) - 1} more" if len(keys) > 1 else "")
+                    for label, keys in (("other shape for", mismatched), ("unknown key", unexpected),
+                                        ("no weights for", missing)) if keys]
+        raise DdroError(f"{folder}: --resume found weights of another model ({'; '.join(problems)}); "
+                        "pass --overwrite, or another --out")
+    model.load_state_dict(state, strict=False)  # strict would count the tied keys left out
 
 
 class ReplayEpochOrder(TrainerCallback):
@@ -138,4 +162,4 @@ def stopping_on_signals(callback: StopOnSignal):
         raise _EXCEPTIONS[signal.Signals(callback.received)]
 
 
-__all__ = ["StopOnSignal", "ReplayEpochOrder", "stopping_on_signals", "latest_checkpoint", "checkpoint_dir"]
+__all__ = ["load_weights_strictly", "StopOnSignal", "ReplayEpochOrder", "stopping_on_signals", "latest_checkpoint", "checkpoint_dir"]

@@ -44,7 +44,8 @@ from ddro.scoring import docid_logprobs, query_states
 from ddro.teacher import Teacher, check_teacher
 from ddro.training.ddro_loss import compared_logps, ddro_loss
 from ddro.training.arguments import DdroTrainingArguments
-from ddro.training.checkpoints import ReplayEpochOrder, StopOnSignal, latest_checkpoint, stopping_on_signals
+from ddro.training.checkpoints import (ReplayEpochOrder, StopOnSignal, latest_checkpoint, load_weights_strictly,
+                                       stopping_on_signals)
 from ddro.training.negatives import (NegativeConfig, Pair, bm25_rankings, make_pairs, parse_bands,
                                     run_file_rankings)
 from ddro.training.selection import PAIR_LOSS, PairLoss, ValidationSelection, constrained_search, search_measure
@@ -534,6 +535,8 @@ def train_ddro(docid_model, collection, config: DDROConfig, out_dir, resume: boo
     selection = ValidationSelection(validation_score, config.eval_steps, config.patience, docid_model.model, measure,
                                     lower_is_better=measure == PAIR_LOSS) if measure else None
     checkpoint = resumable_checkpoint(Path(out_dir), config, resume)
+    if checkpoint:
+        load_weights_strictly(docid_model.model, checkpoint)  # one line if it is another model's
     if checkpoint and selection:
         selection.restore(checkpoint)
     stop = StopOnSignal()  # before the selection, which adds its state to the checkpoint it asks for

@@ -29,7 +29,8 @@ from ddro.batching import DocidCollator, token_rows
 from ddro.models.presets import STAGES
 from ddro.precision import DEFAULT_PRECISION, autocast, check_precision
 from ddro.training.arguments import DdroTrainingArguments
-from ddro.training.checkpoints import ReplayEpochOrder, StopOnSignal, latest_checkpoint, stopping_on_signals
+from ddro.training.checkpoints import (ReplayEpochOrder, StopOnSignal, latest_checkpoint, load_weights_strictly,
+                                       stopping_on_signals)
 
 
 class ExampleDataset(torch.utils.data.Dataset):
@@ -113,31 +114,6 @@ class SFTConfig(DdroTrainingArguments):
                        seed=seed, data_seed=seed)
 
 
-def _load_weights(model, folder: Path) -> None:
-    """A finished stage's weights, loaded strictly: the only keys it may lack are tied ones (the
-    same tensor as a key it has), which `save_pretrained` leaves out; anything else means the
-    checkpoint is of another model, which would otherwise train on from partly random weights."""
-    from safetensors.torch import load_file
-
-    from ddro.errors import DdroError
-
-    state = {}
-    for shard in sorted(folder.glob("*.safetensors")):
-        state.update(load_file(shard))
-    own = model.state_dict()
-    mismatched = sorted(k for k, v in state.items() if k in own and own[k].shape != v.shape)
-    unexpected = sorted(set(state) - set(own))
-    loaded = {own[k].data_ptr() for k in state if k in own}
-    missing = sorted(k for k in set(own) - set(state) if own[k].data_ptr() not in loaded)
-    if mismatched or unexpected or missing:
-        problems = [f"{label} {keys[0]!r}" + (f" and {len(keys) - 1} more" if len(keys) > 1 else "")
-                    for label, keys in (("other shape for", mismatched), ("unknown key", unexpected),
-                                        ("no weights for", missing)) if keys]
-        raise DdroError(f"{folder}: --resume found weights of another model ({'; '.join(problems)}); "
-                        "pass --overwrite, or another --out")
-    model.load_state_dict(state, strict=False)  # strict would count the tied keys left out
-
-
 @dataclass
 class StageResult:
     examples: int
@@ -181,13 +157,15 @@ def train_sft(docid_model, stage_examples: dict, preset, out_dir: Path, resume: 
         final = stage_dir / "final"
         done = result.stages[name] = StageResult(len(examples), len(examples) - len(own), 0.0)
         if resume and (stage_dir / "done.json").is_file():
-            _load_weights(docid_model.model, final)
+            load_weights_strictly(docid_model.model, final)
             done.seconds = json.loads((stage_dir / "done.json").read_text())["seconds"]
             continue
         if not examples or stage.epochs <= 0:
             continue
         start = time.perf_counter()
         checkpoint = latest_checkpoint(stage_dir) if resume else None
+        if checkpoint:
+            load_weights_strictly(docid_model.model, checkpoint)  # one line if it is another model's
         stop = StopOnSignal()
         trainer = DocidTrainer(
             model=docid_model.model, args=config.for_stage(stage_dir, stage, preset.seed),
