@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ddro.texts import all_for_tokenizer
+
 
 class TokenRows:
     """Token id rows (tokenized queries, passages) as one int32 array and its offsets: 4 bytes a
@@ -38,8 +40,9 @@ class TokenRows:
 
 def token_rows(docid_model, texts) -> TokenRows:
     """`texts` tokenized for the model's encoder (truncated to its input length)."""
-    return TokenRows(lambda part: docid_model.tokenizer(part, truncation=True,
-                                                        max_length=docid_model.max_input_tokens)["input_ids"], texts)
+    limit = docid_model.max_input_tokens
+    return TokenRows(lambda part: docid_model.tokenizer(all_for_tokenizer(part, limit), truncation=True,
+                                                        max_length=limit)["input_ids"], texts)
 
 
 def pad_input_ids(sequences, pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -25,6 +25,7 @@ import numpy as np
 
 from ddro.devices import torch_device
 from ddro.errors import DdroError, OptionError
+from ddro.texts import for_tokenizer
 
 
 def default_cache_dir() -> Path:
@@ -68,8 +69,8 @@ class HFMeanPoolEncoder:
         with torch.inference_mode():
             for start in tqdm(range(0, len(texts), self.batch_size), desc=f"encoding ({self.name})", unit="batch"):
                 idx = order[start:start + self.batch_size]
-                batch = tokenizer([texts[i] for i in idx], padding=True, truncation=True,
-                                  max_length=self.max_length, return_tensors="pt").to(device)
+                batch = tokenizer([for_tokenizer(texts[i], self.max_length) for i in idx], padding=True,
+                                  truncation=True, max_length=self.max_length, return_tensors="pt").to(device)
                 hidden = model(**batch).last_hidden_state
                 mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
                 pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)

@@ -21,6 +21,7 @@ from ddro.errors import DdroError
 from ddro.outputs import verify_checksums, write_checksums
 from ddro.models.architectures import get_architecture
 from ddro.precision import DEFAULT_PRECISION, check_precision
+from ddro.texts import all_for_tokenizer
 
 MODEL_FILE = "ddro_model.json"
 # Weight types a model can be loaded in for search. The beam scores stay fp32 whatever the weights
@@ -72,8 +73,8 @@ class DocidModel:
         return out
 
     def encode(self, texts: list[str]) -> dict:
-        return self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.max_input_tokens,
-                              return_tensors="pt")
+        return self.tokenizer(all_for_tokenizer(texts, self.max_input_tokens), padding=True, truncation=True,
+                              max_length=self.max_input_tokens, return_tensors="pt")
 
     @property
     def decoder_vocab_size(self) -> int:

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ddro.outputs import file_sha256
+from ddro.texts import all_for_tokenizer
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +46,8 @@ def index_examples(docs, passages_per_doc: int, passage_words: int, seed: int) -
     for i, doc in enumerate(docs):
         if doc.title:
             out.append((doc.title, i))
-        words = doc.text.split()
+        # Only the passages' words are split off: a long document's others are never read.
+        words = doc.text.split(None, passages_per_doc * passage_words)[:passages_per_doc * passage_words]
         for start in range(0, min(len(words), passages_per_doc * passage_words), passage_words):
             chunk = " ".join(words[start:start + passage_words])
             out.append((f"{doc.title} {chunk}".strip(), i))
@@ -220,8 +222,8 @@ def generated_pseudo_queries(model_name: str, texts: list[str], n: int, seed: in
     out: list[list[str]] = []
     with torch.inference_mode():
         for start in tqdm(range(0, len(texts), batch_size), desc="pseudo-queries", unit="batch"):
-            batch = tokenizer(texts[start:start + batch_size], truncation=True, max_length=512, padding=True,
-                              return_tensors="pt").to(device)
+            batch = tokenizer(all_for_tokenizer(texts[start:start + batch_size], 512), truncation=True, max_length=512,
+                              padding=True, return_tensors="pt").to(device)
             generated = model.generate(**batch, do_sample=True, top_k=10, max_new_tokens=32, num_return_sequences=n)
             decoded = tokenizer.batch_decode(generated, skip_special_tokens=True)
             out.extend([q.strip() for q in decoded[j * n:(j + 1) * n] if q.strip()] for j in range(len(decoded) // n))

@@ -32,6 +32,7 @@ from ddro import distributed
 from ddro.batching import label_batch, pad_input_ids
 from ddro.precision import autocast
 from ddro.scoring import docid_logprobs, query_states
+from ddro.texts import all_for_tokenizer
 from ddro.training.checkpoints import checkpoint_dir
 from ddro.training.ddro_loss import compared_logps, ddro_loss
 
@@ -61,7 +62,8 @@ class PairLoss:
             for doc in (pair.chosen, pair.rejected):
                 docs_of[pair.query_id].setdefault(doc, len(docs_of[pair.query_id]))
         self.query_ids = list(text_of)
-        self.input_ids = docid_model.tokenizer([text_of[q] for q in self.query_ids], truncation=True,
+        self.input_ids = docid_model.tokenizer(all_for_tokenizer([text_of[q] for q in self.query_ids],
+                                                                 docid_model.max_input_tokens), truncation=True,
                                                max_length=docid_model.max_input_tokens)["input_ids"]
         self.docs = [list(docs_of[q]) for q in self.query_ids]
         offsets = dict(zip(self.query_ids, np.cumsum([0] + [len(d) for d in self.docs[:-1]]).tolist()))
