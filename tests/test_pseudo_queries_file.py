@@ -108,7 +108,7 @@ def test_train_ddro_reads_the_recorded_file_unless_told_otherwise(tiny, tmp_path
     model.save(tmp_path / "sft")
     seen = []
 
-    def fake_train_ddro(docid_model, collection, config, out_dir):
+    def fake_train_ddro(docid_model, collection, config, out_dir, resume=False):
         seen.append((docid_model.pseudo_queries_file, docid_model.qg_model))
         if docid_model.pseudo_queries_file:
             train, validation, _ = training_queries(collection, docid_model, config)
