@@ -33,8 +33,8 @@ def test_sft_stages_take_the_presets_values_on_the_shared_settings(monkeypatch):
         "out/index", 4, 3e-3, 64)
     assert (args.seed, args.data_seed, args.gradient_accumulation_steps) == (5, 5, 2)
     assert (args.lr_scheduler_type.value, args.warmup_steps, args.weight_decay, args.save_strategy.value,
-            args.save_total_limit, args.train_sampling_strategy, args.report_to) == (
-        "linear", 0.05, 0.01, "epoch", 1, "group_by_length", [])
+            args.save_steps, args.save_total_limit, args.train_sampling_strategy, args.report_to) == (
+        "linear", 0.05, 0.01, "steps", 500, 1, "group_by_length", [])
     assert args.mixed_precision == "no"  # the model's precision applies, not accelerate's
 
 

@@ -39,7 +39,7 @@ def test_an_interrupted_folder_is_kept_for_resume_and_refused_without_it(tmp_pat
     assert (out / "checkpoint").is_file()
 
 
-def test_a_user_error_removes_a_fresh_folder_and_puts_back_a_finished_one(tmp_path):
+def test_a_user_error_removes_a_fresh_folder_and_a_finished_one_always_comes_back(tmp_path):
     out = tmp_path / "out"
     with pytest.raises(DdroError):
         with resumable_output_dir(out) as work:
@@ -53,6 +53,12 @@ def test_a_user_error_removes_a_fresh_folder_and_puts_back_a_finished_one(tmp_pa
             assert (work / "result").is_file() and not out.exists()  # continued in the work folder
             raise DdroError("other settings")
     assert (out / "result").read_text() == "done" and not work_dir(out).exists()
+    with pytest.raises(KeyboardInterrupt):
+        with resumable_output_dir(out, resume=True) as work:
+            (work / "checkpoint").write_text("step 3")
+            raise KeyboardInterrupt
+    # Stopped, a finished folder is back too, with the checkpoint for the next --resume.
+    assert (out / "result").is_file() and (out / "checkpoint").is_file() and not work_dir(out).exists()
 
 
 def sha256(path) -> str:

@@ -115,7 +115,7 @@ def resumable_output_dir(out: str | Path, overwrite: bool = False, resume: bool 
       and `--resume` continues it; without `--resume` or `--overwrite` a command refuses to start
       over it. A user error (`DdroError`) in a fresh start removes it: its inputs were wrong.
     - `--resume` of a finished `out` continues it in the work folder (to retrain a phase with other
-      settings, say) and puts it back when done.
+      settings, say) and puts it back when done, or when stopped.
     - `--overwrite` starts a fresh work folder; the old `out` stays until the new one is complete.
     """
     from ddro.distributed import barrier, is_main
@@ -138,11 +138,13 @@ def resumable_output_dir(out: str | Path, overwrite: bool = False, resume: bool 
     barrier()
     try:
         yield work
-    except DdroError:
-        if is_main() and fresh:
+    except BaseException as exc:
+        if is_main() and fresh and isinstance(exc, DdroError):
             shutil.rmtree(work, ignore_errors=True)
         elif is_main() and finished:
-            os.replace(work, out)  # refused to continue it (other inputs, say): left as it was
+            # Back where it was, with any new checkpoints for the next --resume: its phases are
+            # replaced whole (result files last), so it stays a consistent finished folder.
+            os.replace(work, out)
         raise
     barrier()
     if is_main():

@@ -74,6 +74,18 @@ class DDROStage:
         return self.result_file.is_file()
 
 
+def save_model(docid_model, stage) -> None:
+    """Save a phase's model (`stage.model_dir`) whole or not at all: a model folder inside a run is
+    replaced in one rename (the older one stays until then, matching the older result file); one
+    that holds the Trainer's files too (`ddro train ...`) is the command's work folder, which
+    becomes its output only when complete."""
+    if stage.training_dir.is_relative_to(stage.model_dir):
+        docid_model.save(stage.model_dir)
+        return
+    with atomic_output_dir(stage.model_dir, overwrite=True) as tmp:
+        docid_model.save(tmp)
+
+
 def train_sft(collection, table, preset, stage: SFTStage, seed: int, qg_model: str | None = None,
               pseudo_queries_file: str | None = None, resume: bool = False, config=None):
     """`(model, SFTResult)`: the preset's model on `table`, trained by SFT's three stages and saved.
@@ -93,7 +105,7 @@ def train_sft(collection, table, preset, stage: SFTStage, seed: int, qg_model: s
                                       pseudo_queries_file)
     result = sft.train_sft(docid_model, examples, preset, stage.training_dir, resume=resume, config=config)
     if distributed.is_main():
-        docid_model.save(stage.model_dir)
+        save_model(docid_model, stage)
         atomic_write_text(stage.result_file, json.dumps(result.to_dict(), indent=2) + "\n")
     distributed.barrier()
     return docid_model, result
@@ -116,7 +128,7 @@ def train_ddro(docid_model, collection, config, stage: DDROStage, resume: bool =
             return saved
     result = train(docid_model, collection, config, stage.training_dir, resume=resume)
     if distributed.is_main():
-        docid_model.save(stage.model_dir)
+        save_model(docid_model, stage)
         atomic_write_text(stage.result_file, json.dumps(result.to_dict(), indent=2) + "\n")
     distributed.barrier()
     return result
