@@ -20,6 +20,21 @@ def needs_data(name: str):
     return pytest.mark.skipif(not (DATA / name).is_dir(), reason=f"../shared/data/{name} not present")
 
 
+def assert_refused(status: int, capsys, where: str, problem: str, outputs=()) -> str:
+    """A user error as the user sees it: exit status 2, nothing on stdout, one line on stderr
+    (`ddro: error: ...`, no traceback) naming the file and line (`where`) and the `problem`, and
+    none of `outputs` there afterwards (nor a temporary or lock file beside one): nothing that
+    could pass for a result. Returns the line."""
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err, captured.err
+    err = captured.err.strip().splitlines()
+    assert (status, len(err), captured.out) == (2, 1, ""), (status, captured.err, captured.out)
+    assert err[0].startswith(f"ddro: error: {where}") and problem in err[0], (where, problem, err[0])
+    for out in map(Path, outputs):
+        assert not out.exists() and not list(out.parent.glob(f".{out.name}*")), sorted(out.parent.iterdir())
+    return err[0]
+
+
 @pytest.fixture(autouse=True)
 def _private_cache(tmp_path_factory, monkeypatch):
     """Embeddings are cached per test session, never in the user's home."""
