@@ -9,6 +9,18 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+try:
+    from hypothesis import settings
+except ImportError:  # the dev extra is not installed: tests/test_properties.py skips itself
+    pass
+else:
+    # Examples per property: a bounded number in the fast suite, many more under `-m slow`
+    # (tests/test_properties.py runs each property with both). No example database: nothing is
+    # written into the checkout.
+    settings.register_profile("fast", max_examples=25, deadline=None, database=None)
+    settings.register_profile("slow", max_examples=300, deadline=None, database=None)
+    settings.load_profile("fast")
+
 
 def on_model_device(batch: dict, model) -> dict:
     """`batch` on the model's device (the Trainer puts a model on the GPU when there is one)."""

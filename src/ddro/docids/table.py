@@ -119,10 +119,13 @@ class DocidTable:
         np.save(folder / "codes.npy", self.codes)
         with open(folder / "docids.tsv", "w", newline="", encoding="utf-8") as fh:
             writer = csv.writer(fh, delimiter="\t", lineterminator="\n", quoting=csv.QUOTE_MINIMAL)
+            # QUOTE_MINIMAL leaves a lone "\r" unquoted when lines end in "\n", and reading
+            # would end the row there: a row holding one is quoted whole.
+            quoted = csv.writer(fh, delimiter="\t", lineterminator="\n", quoting=csv.QUOTE_ALL)
             writer.writerow(DOCIDS_HEADER)
             for i, doc_id in enumerate(self.doc_ids):
-                string = self.strings[i] if self.strings is not None else ""
-                writer.writerow([doc_id, string, " ".join(self.docid_tokens(i))])
+                row = [doc_id, self.strings[i] if self.strings is not None else "", " ".join(self.docid_tokens(i))]
+                (quoted if any("\r" in field for field in row) else writer).writerow(row)
         with open(folder / "collisions.tsv", "w", encoding="utf-8") as fh:
             fh.write("group\tdoc_ids\n")
             for g, group in enumerate(self.collision_groups):
