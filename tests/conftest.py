@@ -9,6 +9,18 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+try:
+    from hypothesis import settings
+except ImportError:  # the dev extra is not installed: tests/test_properties.py skips itself
+    pass
+else:
+    # Examples per property: a bounded number in the fast suite, many more under `-m slow`
+    # (tests/test_properties.py runs each property with both). No example database: nothing is
+    # written into the checkout.
+    settings.register_profile("fast", max_examples=25, deadline=None, database=None)
+    settings.register_profile("slow", max_examples=300, deadline=None, database=None)
+    settings.load_profile("fast")
+
 
 def on_model_device(batch: dict, model) -> dict:
     """`batch` on the model's device (the Trainer puts a model on the GPU when there is one)."""
@@ -18,6 +30,21 @@ def on_model_device(batch: dict, model) -> dict:
 
 def needs_data(name: str):
     return pytest.mark.skipif(not (DATA / name).is_dir(), reason=f"../shared/data/{name} not present")
+
+
+def assert_refused(status: int, capsys, where: str, problem: str, outputs=()) -> str:
+    """A user error as the user sees it: exit status 2, nothing on stdout, one line on stderr
+    (`ddro: error: ...`, no traceback) naming the file and line (`where`) and the `problem`, and
+    none of `outputs` there afterwards (nor a temporary or lock file beside one): nothing that
+    could pass for a result. Returns the line."""
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err, captured.err
+    err = captured.err.strip().splitlines()
+    assert (status, len(err), captured.out) == (2, 1, ""), (status, captured.err, captured.out)
+    assert err[0].startswith(f"ddro: error: {where}") and problem in err[0], (where, problem, err[0])
+    for out in map(Path, outputs):
+        assert not out.exists() and not list(out.parent.glob(f".{out.name}*")), sorted(out.parent.iterdir())
+    return err[0]
 
 
 @pytest.fixture(autouse=True)

@@ -14,8 +14,8 @@ PACKAGE = Path(ddro.__file__).resolve().parent
 # Lowest first. An entry covers the module of that name and everything below it; a module takes
 # its longest entry (`ddro.collections.textio` is below the rest of `ddro.collections`).
 LAYERS = [
-    ["ddro.errors", "ddro.logs", "ddro.registry", "ddro.devices", "ddro.precision", "ddro.distributed", "ddro.outputs",
-     "ddro.runs", "ddro.collections.textio", "ddro.texts", "ddro.manifest"],
+    ["ddro.errors", "ddro.leniency", "ddro.logs", "ddro.registry", "ddro.devices", "ddro.precision", "ddro.distributed",
+     "ddro.outputs", "ddro.runs", "ddro.collections.textio", "ddro.texts", "ddro.manifest"],
     ["ddro.collections", "ddro.docids", "ddro.decoding", "ddro.batching", "ddro.scoring"],
     ["ddro.models", "ddro.bm25", "ddro.dense", "ddro.evaluation"],
     ["ddro.retrieval", "ddro.released", "ddro.querysets", "ddro.teacher"],

@@ -58,28 +58,6 @@ def test_ddro_draws_one_of_the_documents_file_queries(tiny, tmp_path):
         training_queries(bare_corpus(collection), model, DDROConfig(pseudo_queries=30))
 
 
-@pytest.mark.parametrize("line,message", [
-    ("d1 no tab here", "expected 'doc_id<TAB>query', found 0 tabs"),
-    ("d1\tquery\textra", "expected 'doc_id<TAB>query', found 2 tabs"),
-    ("d1\t   ", "empty query"),
-    ("\tquery", "empty doc id"),
-])
-def test_a_bad_line_is_one_error_naming_file_and_line(tiny, tmp_path, line, message):
-    collection, _ = tiny
-    path = tmp_path / "pq.tsv"
-    path.write_text(f"d0\tfine\n\n{line}\n")
-    with pytest.raises(DdroError) as error:
-        file_pseudo_queries(path, collection.docs)
-    assert str(error.value).startswith(f"{path}:3: {message}")
-
-
-def test_a_file_for_another_collection_is_an_error(tiny, tmp_path):
-    collection, _ = tiny
-    (tmp_path / "pq.tsv").write_text("x1\tquery\nx2\tquery\n")
-    with pytest.raises(DdroError, match="no line names a document of the collection"):
-        file_pseudo_queries(tmp_path / "pq.tsv", collection.docs)
-
-
 def test_cli_refuses_a_file_and_a_generator_together_and_reports_bad_lines(tmp_path, capsys):
     beir = write_beir(tmp_path / "c", n_docs=10)
     assert main(["docids", "--collection", str(beir), "--scheme", "atomic", "--out", str(tmp_path / "t")]) == 0

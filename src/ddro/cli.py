@@ -131,6 +131,11 @@ def _add_collection_options(parser, required: bool = True) -> None:
     parser.add_argument("--test-fraction", type=FRACTION, default=None,
                         help="fraction of judged queries used for testing when the collection has no split "
                              "of its own (default 1/3; 1.0 = every query is a test query)")
+    parser.add_argument("--lenient", action="store_true",
+                        help="skip malformed lines of the collection, query, qrels, run and pseudo-query files "
+                             "(bad fields, duplicate or unknown ids, empty records) instead of stopping; how many "
+                             "were skipped is printed on stderr (docid tables and model folders are always read "
+                             "exactly)")
 
 
 def cmd_docids(args) -> int:
@@ -303,7 +308,7 @@ def cmd_search(args) -> int:
 def cmd_eval(args) -> int:
     from ddro.collections import load_collection
     from ddro.evaluation import evaluate
-    from ddro.runs import read_trec_run, split_record_path
+    from ddro.runs import read_split_record, read_trec_run
 
     if (args.collection is None) == (args.qrels is None):
         raise DdroError("give either --collection or --qrels")
@@ -315,10 +320,12 @@ def cmd_eval(args) -> int:
     if args.qrels:
         return _eval_with_qrels(args, run)
     collection = load_collection(args.collection, args.test_fraction)
-    if split_record_path(args.run).is_file():  # written by `ddro search`
-        check_split(json.loads(split_record_path(args.run).read_text())["split"], collection.split, args.run,
-                    args.collection)
-    _check_run_ids(args.run, run, collection, args.collection)
+    recorded = read_split_record(args.run)  # written by `ddro search`
+    if recorded is not None:
+        check_split(recorded, collection.split, args.run, args.collection)
+    run = _known_ids(args.run, run, collection, args.collection)
+    if not run:  # --lenient left every line out
+        raise DdroError(f"{args.run}: no run line names a query and a document of {args.collection}")
     judged = set(collection.judged_query_ids())
     queries = collection.queries if args.queries == "all" else collection.queries_of(args.queries)
     query_ids = [q.query_id for q in queries if q.query_id in judged]
@@ -330,15 +337,21 @@ def cmd_eval(args) -> int:
     return 0
 
 
-def _check_run_ids(run_path, run, collection, source) -> None:
-    """A run naming queries or documents the collection does not have was made for another one."""
+def _known_ids(run_path, run, collection, source):
+    """The run, checked against the collection: a run naming queries or documents it does not have
+    was made for another one (under --lenient those lines are left out and counted instead)."""
+    from ddro.leniency import tolerated
+
     known_queries, known_docs = {q.query_id for q in collection.queries}, {d.doc_id for d in collection.docs}
-    for kind, found, known in (("query", list(run), known_queries),
-                               ("document", [d for ranked in run.values() for d, _ in ranked], known_docs)):
-        unknown = [i for i in found if i not in known]
+    for kind, known in (("query", lambda q, d: q in known_queries), ("document", lambda q, d: d in known_docs)):
+        unknown = [(q, d) for q, ranked in run.items() for d, _ in ranked if not known(q, d)]
         if unknown:
-            raise DdroError(f"{run_path}: {len(set(unknown))} {kind} ids are not in {source} (first: {unknown[0]!r}); "
-                            "a run of another collection?")
+            ids = list(dict.fromkeys(q if kind == "query" else d for q, d in unknown))
+            with tolerated(str(run_path), lines=len(unknown)):
+                raise DdroError(f"{run_path}: {len(ids)} {kind} ids are not in {source} (first: {ids[0]!r}); "
+                                "a run of another collection?")
+            run = {q: kept for q, ranked in run.items() if (kept := [(d, s) for d, s in ranked if known(q, d)])}
+    return run
 
 
 def _eval_with_qrels(args, run) -> int:
@@ -622,7 +635,7 @@ def main(argv=None) -> int:
         # outputs removed, the lock released, one line. (`ddro serve` installs uvicorn's own handler.)
         previous = signal.signal(signal.SIGTERM, _terminate)
     try:
-        with _one_voice(), _one_writer(args):
+        with _one_voice(), _one_writer(args), _lenient(args):
             status = args.func(args)
             distributed.barrier()  # no process leaves while another still needs it
             return status
@@ -644,6 +657,21 @@ def main(argv=None) -> int:
         distributed.finish()
         if in_main_thread:
             signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def _lenient(args):
+    """Under `--lenient`, the readers skip bad lines; what they skipped is said on stderr at the
+    end, whether the command then succeeds or not (by rank 0 only, under a launcher)."""
+    from ddro.leniency import skipping
+
+    with skipping(getattr(args, "lenient", False)) as skips:
+        try:
+            yield
+        finally:
+            if skips is not None and distributed.is_main():
+                for line in skips.summary():
+                    print(f"ddro: {line}", file=sys.stderr)
 
 
 def _one_writer(args):

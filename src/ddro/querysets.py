@@ -20,6 +20,7 @@ from pathlib import Path
 from ddro.collections.base import Query
 from ddro.collections.textio import read_json_lines, read_lines, read_trec_qrels
 from ddro.errors import DdroError, at
+from ddro.leniency import tolerated
 from ddro.released import released_doc_id, resolve_file
 
 
@@ -35,11 +36,12 @@ def _test_set_records(path: Path):
     for line_no, record in read_json_lines(path, "not a JSON line of a released test set"):
         ids = record.get("input_ids") if isinstance(record, dict) else None
         doc = record.get("query_id") if isinstance(record, dict) else None
-        if not isinstance(ids, list) or not ids or not all(isinstance(t, int) and t >= 0 for t in ids):
-            raise DdroError(f"{at(path, line_no)}: 'input_ids' must be a non-empty list of token ids")
-        if not isinstance(doc, str) or not released_doc_id(doc):
-            raise DdroError(f"{at(path, line_no)}: 'query_id' (the relevant document) must be a non-empty string")
-        yield line_no, tuple(ids), released_doc_id(doc)
+        with tolerated(at(path, line_no)):
+            if not isinstance(ids, list) or not ids or not all(isinstance(t, int) and t >= 0 for t in ids):
+                raise DdroError(f"{at(path, line_no)}: 'input_ids' must be a non-empty list of token ids")
+            if not isinstance(doc, str) or not released_doc_id(doc):
+                raise DdroError(f"{at(path, line_no)}: 'query_id' (the relevant document) must be a non-empty string")
+            yield line_no, tuple(ids), released_doc_id(doc)
 
 
 def is_tokenized(queries: list[Query]) -> bool:
@@ -57,13 +59,14 @@ def read_queries(spec: str) -> list[Query]:
         if not line.strip():
             continue
         fields = line.split("\t")
-        if len(fields) != 2 or not fields[0].strip():
-            raise DdroError(f"{at(path, line_no)}: expected 'qid<TAB>text', got {len(fields)} columns")
-        qid = fields[0].strip()
-        if qid in seen:
-            raise DdroError(f"{at(path, line_no)}: query {qid} is already on line {seen[qid]}")
-        seen[qid] = line_no
-        queries.append(Query(qid, fields[1]))
+        with tolerated(at(path, line_no)):
+            if len(fields) != 2 or not fields[0].strip():
+                raise DdroError(f"{at(path, line_no)}: expected 'qid<TAB>text', got {len(fields)} columns")
+            qid = fields[0].strip()
+            if qid in seen:
+                raise DdroError(f"{at(path, line_no)}: query {qid} is already on line {seen[qid]}")
+            seen[qid] = line_no
+            queries.append(Query(qid, fields[1]))
     if not queries:
         raise DdroError(f"{path}: no queries")
     return queries

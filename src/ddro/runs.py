@@ -12,8 +12,9 @@ import os
 import tempfile
 from pathlib import Path
 
-from ddro.collections.textio import read_lines
+from ddro.collections.textio import read_json_file, read_lines
 from ddro.errors import DdroError, at
+from ddro.leniency import tolerated
 
 Run = dict[str, list[tuple[str, float]]]
 
@@ -120,6 +121,8 @@ def _parse_line(line: str, where: str) -> tuple[str, str, int, float]:
         raise DdroError(f"{where}: rank must be an integer and score a number, found {rank!r} and {score!r}") from None
     if not math.isfinite(parsed[3]):
         raise DdroError(f"{where}: score {score!r} is not a finite number")
+    if parsed[2] < 0:  # some tools count ranks from 0; none from below
+        raise DdroError(f"{where}: rank {rank} is negative")
     return parsed
 
 
@@ -127,7 +130,7 @@ def read_trec_run(path) -> Run:
     """Read a TREC run file; each query's list is sorted by score, best first (ties: by rank).
 
     Sorting by score reproduces what trec_eval evaluates; a `.gz` file is read as it is. A malformed line or a (qid, docno) pair
-    seen twice is a DdroError naming `path:line`.
+    seen twice is a DdroError naming `path:line` (under `--lenient` it is skipped, the first pair kept).
     """
     path = Path(path)
     if not path.is_file():
@@ -137,11 +140,12 @@ def read_trec_run(path) -> Run:
     for line_no, line in read_lines(path):
         if not line.strip():
             continue
-        query_id, doc_id, rank, score = _parse_line(line, at(path, line_no))
-        if (query_id, doc_id) in seen:
-            raise DdroError(f"{at(path, line_no)}: document {doc_id} appears twice for query {query_id}")
-        seen.add((query_id, doc_id))
-        entries.setdefault(query_id, []).append((score, rank, doc_id))
+        with tolerated(at(path, line_no)):
+            query_id, doc_id, rank, score = _parse_line(line, at(path, line_no))
+            if (query_id, doc_id) in seen:
+                raise DdroError(f"{at(path, line_no)}: document {doc_id} appears twice for query {query_id}")
+            seen.add((query_id, doc_id))
+            entries.setdefault(query_id, []).append((score, rank, doc_id))
     return {
         query_id: [(doc_id, score) for score, _, doc_id in sorted(rows, key=lambda r: (-r[0], r[1]))]
         for query_id, rows in entries.items()
@@ -153,6 +157,17 @@ def split_record_path(run_path) -> Path:
     (`RUN.trec` -> `RUN.trec.split.json`), which `ddro eval` checks."""
     run_path = Path(run_path)
     return run_path.with_name(run_path.name + ".split.json")
+
+
+def read_split_record(run_path) -> dict | None:
+    """The split record (`Split.record()`) beside a run, None when there is none."""
+    path = split_record_path(run_path)
+    if not path.is_file():
+        return None
+    record = read_json_file(path)
+    if not isinstance(record.get("split"), dict):
+        raise DdroError(f"{path}: no 'split' record (the file `ddro search` writes beside its run)")
+    return record["split"]
 
 
 # Reciprocal-rank fusion's constant (Cormack, Clarke and Buettcher, SIGIR 2009), not tuned here.

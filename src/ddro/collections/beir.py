@@ -12,21 +12,21 @@ from pathlib import Path
 
 from ddro.collections.base import Document, Qrel, Query
 from ddro.collections.builder import CollectionBuilder
-from ddro.collections.textio import plain_name, present, read_json_lines, read_lines
+from ddro.collections.textio import integer, plain_name, present, read_json_lines, read_lines
 from ddro.errors import DdroError, at
+from ddro.leniency import tolerated
 
 
 def is_beir(folder: Path) -> bool:
     return present(folder, "corpus.jsonl") is not None
 
 
-def _jsonl(path: Path):
-    for line_no, record in read_json_lines(path):
-        if not isinstance(record, dict) or "_id" not in record:
-            raise DdroError(f"{at(path, line_no)}: record has no '_id' field")
-        if isinstance(record["_id"], bool) or not isinstance(record["_id"], (str, int)):
-            raise DdroError(f"{at(path, line_no)}: '_id' must be a string or an integer, not {record['_id']!r}")
-        yield line_no, record
+def _id(record, where: str) -> str:
+    if not isinstance(record, dict) or "_id" not in record:
+        raise DdroError(f"{where}: record has no '_id' field")
+    if isinstance(record["_id"], bool) or not isinstance(record["_id"], (str, int)):
+        raise DdroError(f"{where}: '_id' must be a string or an integer, not {record['_id']!r}")
+    return str(record["_id"])
 
 
 def _field(record: dict, name: str, where: str) -> str:
@@ -41,13 +41,19 @@ def _field(record: dict, name: str, where: str) -> str:
 def read_beir(folder: Path, builder: CollectionBuilder, test_fraction: float | None):
     """Read the folder; returns the `given` split argument for `CollectionBuilder.build`."""
     corpus = present(folder, "corpus.jsonl")
-    for line_no, rec in _jsonl(corpus):
-        where = at(corpus, line_no)
-        url = _field(rec.get("metadata") or {}, "url", where) if isinstance(rec.get("metadata"), dict) else ""
-        builder.add_doc(Document(str(rec["_id"]), _field(rec, "title", where), _field(rec, "text", where), url), where)
+    with builder.reading(corpus, "docs"):
+        for line_no, rec in read_json_lines(corpus):
+            where = at(corpus, line_no)
+            with tolerated(where):
+                doc_id = _id(rec, where)
+                url = _field(rec["metadata"], "url", where) if isinstance(rec.get("metadata"), dict) else ""
+                builder.add_doc(Document(doc_id, _field(rec, "title", where), _field(rec, "text", where), url), where)
     queries = present(folder, "queries.jsonl") or folder / "queries.jsonl"
-    for line_no, rec in _jsonl(queries):
-        builder.add_query(Query(str(rec["_id"]), _field(rec, "text", at(queries, line_no))), at(queries, line_no))
+    with builder.reading(queries, "queries"):
+        for line_no, rec in read_json_lines(queries):
+            where = at(queries, line_no)
+            with tolerated(where):
+                builder.add_query(Query(_id(rec, where), _field(rec, "text", where)), where)
     qrels_dir = folder / "qrels"
     if not qrels_dir.is_dir():
         raise DdroError(f"{qrels_dir}: folder not found (BEIR layout needs qrels/<split>.tsv)")
@@ -71,18 +77,18 @@ def read_beir(folder: Path, builder: CollectionBuilder, test_fraction: float | N
 
 def _read_qrels_tsv(path: Path, part: str, builder: CollectionBuilder) -> set[str]:
     query_ids = set()
-    for line_no, line in read_lines(path):
-        parts = line.split("\t")
-        if line_no == 1 and parts[0].strip().lower() in ("query-id", "query_id", "qid"):
-            continue
-        if not line.strip():
-            continue
-        if len(parts) != 3:
-            raise DdroError(f"{at(path, line_no)}: expected 'query-id<TAB>corpus-id<TAB>score', got {line[:60]!r}")
-        try:
-            relevance = int(parts[2])
-        except ValueError:
-            raise DdroError(f"{at(path, line_no)}: score {parts[2]!r} is not an integer") from None
-        builder.add_qrel(Qrel(parts[0].strip(), parts[1].strip(), relevance), at(path, line_no), part)
-        query_ids.add(parts[0].strip())
+    with builder.reading(path, "qrels"):
+        for line_no, line in read_lines(path):
+            parts = line.split("\t")
+            if line_no == 1 and parts[0].strip().lower() in ("query-id", "query_id", "qid"):
+                continue
+            if not line.strip():
+                continue
+            where = at(path, line_no)
+            with tolerated(where):
+                if len(parts) != 3:
+                    raise DdroError(f"{where}: expected 'query-id<TAB>corpus-id<TAB>score', got {line[:60]!r}")
+                relevance = integer(parts[2], "score", where)
+                builder.add_qrel(Qrel(parts[0].strip(), parts[1].strip(), relevance), where, part)
+                query_ids.add(parts[0].strip())
     return query_ids

@@ -6,7 +6,8 @@ Each collection's quirks are handled by an explicit policy that is written into
 - Cranfield: `cran.qry` numbers its queries 001..365 with gaps, but `cranqrel` numbers them
   1..225 in file order; query ids are therefore the file positions 1..225 (as ir_datasets does).
   Judgment codes 1..4 become graded relevance 5 - code (4 = complete answer); code -1 marks the
-  document a query was written from and is kept as relevance 0 (not relevant).
+  document a query was written from and is kept as relevance 0 (not relevant). Documents 471 and
+  995 have neither title nor text; they are kept (and noted), as the collection has them.
 - NPL: blocks ended by a line holding only `/`; no titles; every listed judgment is relevance 1.
 - LISA: documents are the files `LISA<d>.<ddd>` concatenated in name order. Records whose number
   repeats with identical text are kept once (documents 1998-2001 appear twice); a repeated number
@@ -15,6 +16,8 @@ Each collection's quirks are handled by an explicit policy that is written into
   well-formed entry of `LISA.REL`, whereas `LISA.REL` lacks queries 22 and 23, repeats query 35 and
   has a truncated entry for query 21. Without `LISARJ.NUM`, `LISA.REL` is read: identical repeated
   entries are merged, and an entry whose count disagrees with its list is skipped and reported.
+
+A file of these that holds no record at all is an error naming it.
 """
 
 from __future__ import annotations
@@ -24,8 +27,16 @@ from pathlib import Path
 
 from ddro.collections.base import Document, Qrel, Query
 from ddro.collections.builder import CollectionBuilder
-from ddro.collections.textio import read_lines, squash
+from ddro.collections import textio
+from ddro.collections.textio import squash
 from ddro.errors import DdroError, at
+from ddro.leniency import tolerated
+
+
+def _read_lines(path: Path):
+    """The classic collections predate UTF-8: a line that is not UTF-8 is read as Latin-1, which
+    every one of them is close to, rather than refused."""
+    return textio.read_lines(path, fallback="latin-1")
 
 
 def is_cranfield(folder: Path) -> bool:
@@ -48,7 +59,7 @@ _CRAN_FIELDS = {".T": "title", ".A": "author", ".B": "biblio", ".W": "text"}
 def _smart_records(path: Path):
     """Yield `(record_id, line_no, {field: [lines]})` from a SMART-style `.I` file."""
     rec_id, rec_line, fields, current = None, 0, {}, None
-    for line_no, line in read_lines(path):
+    for line_no, line in _read_lines(path):
         if line.startswith(".I"):
             if rec_id is not None:
                 yield rec_id, rec_line, fields
@@ -70,30 +81,35 @@ def _smart_records(path: Path):
 
 def read_cranfield(folder: Path, builder: CollectionBuilder) -> None:
     docs_path, query_path, qrels_path = folder / "cran.all.1400", folder / "cran.qry", folder / "cranqrel"
-    for rec_id, line_no, fields in _smart_records(docs_path):
-        if not rec_id.isdigit():
-            raise DdroError(f"{at(docs_path, line_no)}: document id {rec_id!r} is not a number")
-        title = squash(fields.get("title", []))
-        builder.add_doc(Document(str(int(rec_id)), title, squash(fields.get("text", []))), at(docs_path, line_no))
+    builder.keeps_empty_documents = True
+    with builder.reading(docs_path, "docs"):
+        for rec_id, line_no, fields in _smart_records(docs_path):
+            if not rec_id.isdigit():
+                raise DdroError(f"{at(docs_path, line_no)}: document id {rec_id!r} is not a number")
+            title = squash(fields.get("title", []))
+            builder.add_doc(Document(str(int(rec_id)), title, squash(fields.get("text", []))), at(docs_path, line_no))
     n_queries = 0
-    for n_queries, (rec_id, line_no, fields) in enumerate(_smart_records(query_path), start=1):
-        builder.add_query(Query(str(n_queries), squash(fields.get("text", []))), at(query_path, line_no))
+    with builder.reading(query_path, "queries"):
+        for n_queries, (rec_id, line_no, fields) in enumerate(_smart_records(query_path), start=1):
+            builder.add_query(Query(str(n_queries), squash(fields.get("text", []))), at(query_path, line_no))
     builder.note(f"cran.qry: {n_queries} queries renumbered 1..{n_queries} in file order, as cranqrel numbers them")
     n_origin = 0
-    for line_no, line in read_lines(qrels_path):
-        parts = line.split()
-        if not parts:
-            continue
-        if len(parts) != 3 or not all(re.fullmatch(r"-?\d+", p) for p in parts):
-            raise DdroError(f"{at(qrels_path, line_no)}: expected 'query doc code', got {line!r}")
-        code = int(parts[2])
-        if code == -1:
-            relevance, n_origin = 0, n_origin + 1
-        elif 1 <= code <= 4:
-            relevance = 5 - code
-        else:
-            raise DdroError(f"{at(qrels_path, line_no)}: relevance code {code} is not -1 or 1..4")
-        builder.add_qrel(Qrel(str(int(parts[0])), str(int(parts[1])), relevance), at(qrels_path, line_no))
+    with builder.reading(qrels_path, "qrels"):
+        for line_no, line in _read_lines(qrels_path):
+            parts, where = line.split(), at(qrels_path, line_no)
+            if not parts:
+                continue
+            with tolerated(where):
+                if len(parts) != 3 or not all(re.fullmatch(r"-?\d+", p) for p in parts):
+                    raise DdroError(f"{where}: expected 'query doc code', got {line!r}")
+                code = int(parts[2])
+                if code == -1:
+                    relevance, n_origin = 0, n_origin + 1
+                elif 1 <= code <= 4:
+                    relevance = 5 - code
+                else:
+                    raise DdroError(f"{where}: relevance code {code} is not -1 or 1..4")
+                builder.add_qrel(Qrel(str(int(parts[0])), str(int(parts[1])), relevance), where)
     if n_origin:
         builder.note(f"cranqrel: {n_origin} judgments with code -1 (the query's source document) kept as relevance 0")
 
@@ -107,7 +123,7 @@ def _blocks(path: Path, is_separator):
     separator closes. An empty block between two separators yields `(line_no, [], True)`.
     """
     block, start = [], None
-    for line_no, line in read_lines(path):
+    for line_no, line in _read_lines(path):
         if is_separator(line):
             yield (start if block else line_no), block, True
             block, start = [], None
@@ -130,24 +146,26 @@ def _slash_blocks(path: Path):
 
 
 def read_npl(folder: Path, builder: CollectionBuilder) -> None:
-    for kind, name in (("doc", "doc-text"), ("query", "query-text")):
+    for kind, records, name in (("doc", "docs", "doc-text"), ("query", "queries", "query-text")):
         path = folder / name
-        for line_no, block in _slash_blocks(path):
-            record_id = block[0].strip()
-            if not record_id.isdigit():
-                raise DdroError(f"{at(path, line_no)}: expected a numeric {kind} id, got {block[0]!r}")
-            text = squash(block[1:])
-            if kind == "doc":
-                builder.add_doc(Document(record_id, "", text), at(path, line_no))
-            else:
-                builder.add_query(Query(record_id, text), at(path, line_no))
+        with builder.reading(path, records):
+            for line_no, block in _slash_blocks(path):
+                record_id = block[0].strip()
+                if not record_id.isdigit():
+                    raise DdroError(f"{at(path, line_no)}: expected a numeric {kind} id, got {block[0]!r}")
+                text = squash(block[1:])
+                if kind == "doc":
+                    builder.add_doc(Document(record_id, "", text), at(path, line_no))
+                else:
+                    builder.add_query(Query(record_id, text), at(path, line_no))
     path = folder / "rlv-ass"
-    for line_no, block in _slash_blocks(path):
-        numbers = " ".join(block).split()
-        if not all(n.isdigit() for n in numbers):
-            raise DdroError(f"{at(path, line_no)}: expected numbers, got {' '.join(block)[:60]!r}")
-        for doc_id in numbers[1:]:
-            builder.add_qrel(Qrel(numbers[0], doc_id, 1), at(path, line_no))
+    with builder.reading(path, "qrels"):
+        for line_no, block in _slash_blocks(path):
+            numbers = " ".join(block).split()
+            if not all(n.isdigit() for n in numbers):
+                raise DdroError(f"{at(path, line_no)}: expected numbers, got {' '.join(block)[:60]!r}")
+            for doc_id in numbers[1:]:
+                builder.add_qrel(Qrel(numbers[0], doc_id, 1), at(path, line_no))
 
 
 # --- LISA ------------------------------------------------------------------------------------
@@ -201,12 +219,15 @@ def read_lisa(folder: Path, builder: CollectionBuilder) -> None:
     missing = sorted(set(range(numbers[0], numbers[-1] + 1)) - set(numbers))
     if missing:
         builder.note(f"LISA: document numbers absent from the files: {_ranges(missing)}")
-    _read_lisa_queries(folder / "LISA.QUE", builder)
+    with builder.reading(folder / "LISA.QUE", "queries"):
+        _read_lisa_queries(folder / "LISA.QUE", builder)
     if (folder / "LISARJ.NUM").is_file():
-        _read_lisa_rj_num(folder / "LISARJ.NUM", builder)
+        with builder.reading(folder / "LISARJ.NUM", "qrels"):
+            _read_lisa_rj_num(folder / "LISARJ.NUM", builder)
         builder.note("LISA: judgments read from LISARJ.NUM (complete); LISA.REL not used")
     else:
-        _read_lisa_rel(folder / "LISA.REL", builder)
+        with builder.reading(folder / "LISA.REL", "qrels"):
+            _read_lisa_rel(folder / "LISA.REL", builder)
 
 
 def _ranges(numbers: list[int]) -> str:
@@ -222,7 +243,7 @@ def _ranges(numbers: list[int]) -> str:
 
 def _read_lisa_queries(path: Path, builder: CollectionBuilder) -> None:
     query_id, lines, start = None, [], 0
-    for line_no, line in read_lines(path):
+    for line_no, line in _read_lines(path):
         if query_id is None:
             if not line.strip():
                 continue
@@ -244,7 +265,7 @@ def _read_lisa_queries(path: Path, builder: CollectionBuilder) -> None:
 def _read_lisa_rj_num(path: Path, builder: CollectionBuilder) -> None:
     """`LISARJ.NUM`: per query, `query_id count doc_id...` in whitespace-separated numbers."""
     tokens: list[tuple[int, str]] = []
-    for line_no, line in read_lines(path):
+    for line_no, line in _read_lines(path):
         tokens.extend((line_no, tok) for tok in line.split())
     i = 0
     while i < len(tokens):
@@ -264,7 +285,7 @@ _REL_ENTRY = re.compile(r"Query\s+(\d+)\s*\n\s*(\d+)\s+Relevant Refs:\s*\n(.*?)-
 
 
 def _read_lisa_rel(path: Path, builder: CollectionBuilder) -> None:
-    text = "\n".join(line for _, line in read_lines(path))
+    text = "\n".join(line for _, line in _read_lines(path))
     line_of = lambda pos: text.count("\n", 0, pos) + 1  # noqa: E731
     seen: dict[str, list[str]] = {}
     for match in _REL_ENTRY.finditer(text):

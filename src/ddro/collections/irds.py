@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ddro.collections.base import Document, Qrel, Query
 from ddro.collections.builder import CollectionBuilder
-from ddro.errors import DdroError
+from ddro.errors import DdroError, at
 
 
 def read_irds(dataset_id: str, builder: CollectionBuilder) -> None:
@@ -19,16 +19,19 @@ def read_irds(dataset_id: str, builder: CollectionBuilder) -> None:
     for needed in ("docs", "queries", "qrels"):
         if not getattr(dataset, f"has_{needed}")():
             raise DdroError(f"irds:{dataset_id}: the dataset has no {needed}")
+    # ir_datasets gives each collection as it is, empty documents included (Cranfield has two).
+    builder.keeps_empty_documents = True
     try:
-        for i, doc in enumerate(dataset.docs_iter()):
+        # Records are located as lines are, `irds:<id> docs:<n>`, so that --lenient counts per part.
+        for i, doc in enumerate(dataset.docs_iter(), start=1):
             builder.add_doc(
                 Document(doc.doc_id, getattr(doc, "title", "") or "", _doc_text(doc), getattr(doc, "url", "") or ""),
-                f"irds:{dataset_id} doc #{i}",
+                at(f"irds:{dataset_id} docs", i),
             )
-        for i, query in enumerate(dataset.queries_iter()):
-            builder.add_query(Query(query.query_id, _query_text(query)), f"irds:{dataset_id} query #{i}")
-        for i, qrel in enumerate(dataset.qrels_iter()):
-            builder.add_qrel(Qrel(qrel.query_id, qrel.doc_id, int(qrel.relevance)), f"irds:{dataset_id} qrel #{i}")
+        for i, query in enumerate(dataset.queries_iter(), start=1):
+            builder.add_query(Query(query.query_id, _query_text(query)), at(f"irds:{dataset_id} queries", i))
+        for i, qrel in enumerate(dataset.qrels_iter(), start=1):
+            builder.add_qrel(Qrel(qrel.query_id, qrel.doc_id, int(qrel.relevance)), at(f"irds:{dataset_id} qrels", i))
     except DdroError:
         raise
     except Exception as exc:  # download or cache failures: ir_datasets raises many kinds

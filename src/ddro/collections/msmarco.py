@@ -19,6 +19,7 @@ from ddro.collections.base import Document, Qrel, Query
 from ddro.collections.builder import CollectionBuilder
 from ddro.collections.textio import plain_name, present, read_lines, read_trec_qrels
 from ddro.errors import DdroError, at
+from ddro.leniency import tolerated
 
 _DOC_FILES = ("msmarco-docs.tsv", "docs.tsv", "collection.tsv")
 
@@ -44,23 +45,24 @@ def _part(path: Path) -> str | None:
 def read_msmarco(folder: Path, builder: CollectionBuilder):
     docs = doc_file(folder)
     columns = None
-    for line_no, line in read_lines(docs):
-        if not line.strip():
-            continue
-        fields = line.split("\t")
-        if columns is None:
-            columns = len(fields)
-            if columns not in (2, 3, 4):
-                raise DdroError(f"{at(docs, line_no)}: expected 2, 3 or 4 tab-separated columns, got {columns}")
-        if len(fields) != columns:
-            raise DdroError(f"{at(docs, line_no)}: expected {columns} tab-separated columns, got {len(fields)}")
-        if columns == 4:
-            doc = Document(fields[0], fields[2], fields[3], fields[1])
-        elif columns == 3:
-            doc = Document(fields[0], fields[1], fields[2])
-        else:
-            doc = Document(fields[0], "", fields[1])
-        builder.add_doc(doc, at(docs, line_no))
+    with builder.reading(docs, "docs"):
+        for line_no, line in read_lines(docs):
+            if not line.strip():
+                continue
+            fields, where = line.split("\t"), at(docs, line_no)
+            with tolerated(where):
+                if columns is None and len(fields) not in (2, 3, 4):
+                    raise DdroError(f"{where}: expected 2, 3 or 4 tab-separated columns, got {len(fields)}")
+                columns = columns or len(fields)
+                if len(fields) != columns:
+                    raise DdroError(f"{where}: expected {columns} tab-separated columns, got {len(fields)}")
+                if columns == 4:
+                    doc = Document(fields[0], fields[2], fields[3], fields[1])
+                elif columns == 3:
+                    doc = Document(fields[0], fields[1], fields[2])
+                else:
+                    doc = Document(fields[0], "", fields[1])
+                builder.add_doc(doc, where)
     query_files = sorted(p for p in folder.iterdir() if "queries" in p.name.lower() and plain_name(p).endswith(".tsv"))
     qrel_files = sorted(p for p in folder.iterdir() if "qrels" in p.name.lower() and p.is_file())
     if not query_files:
@@ -69,18 +71,20 @@ def read_msmarco(folder: Path, builder: CollectionBuilder):
         raise DdroError(f"{folder}: no qrels file (*qrels*)")
     parts: dict[str, set[str]] = {"train": set(), "test": set()}
     for path in query_files:
-        for line_no, line in read_lines(path):
-            if not line.strip():
-                continue
-            fields = line.split("\t")
-            if len(fields) != 2:
-                raise DdroError(f"{at(path, line_no)}: expected 'qid<TAB>text', got {len(fields)} columns")
-            builder.add_query(Query(fields[0].strip(), fields[1]), at(path, line_no))
-            if _part(path):
-                parts[_part(path)].add(fields[0].strip())
+        with builder.reading(path, "queries"):
+            for line_no, line in read_lines(path):
+                if not line.strip():
+                    continue
+                fields, where = line.split("\t"), at(path, line_no)
+                with tolerated(where):
+                    if len(fields) != 2:
+                        raise DdroError(f"{where}: expected 'qid<TAB>text', got {len(fields)} columns")
+                    if builder.add_query(Query(fields[0].strip(), fields[1]), where) and _part(path):
+                        parts[_part(path)].add(fields[0].strip())
     for path in qrel_files:
-        for line_no, query_id, doc_id, relevance in read_trec_qrels(path):
-            builder.add_qrel(Qrel(query_id, doc_id, relevance), at(path, line_no), _part(path))
+        with builder.reading(path, "qrels"):
+            for line_no, query_id, doc_id, relevance in read_trec_qrels(path):
+                builder.add_qrel(Qrel(query_id, doc_id, relevance), at(path, line_no), _part(path))
     if parts["train"] and parts["test"]:
         names = ", ".join(p.name for p in query_files)
         return parts["train"], parts["test"], f"given({names})"

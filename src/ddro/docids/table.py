@@ -21,10 +21,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ddro.errors import DdroError
+from ddro.collections.textio import read_json_file
+from ddro.errors import DdroError, at
 from ddro.outputs import verify_checksums, write_checksums
 
 PAD = -1
+
+# The columns of `docids.tsv`.
+DOCIDS_HEADER = ["doc_id", "docid_string", "tokens"]
 
 # Collision policies: what happens when several documents get the same docid.
 # `suffix` (default) makes every docid unique: each document of a colliding group gets one more
@@ -115,10 +119,13 @@ class DocidTable:
         np.save(folder / "codes.npy", self.codes)
         with open(folder / "docids.tsv", "w", newline="", encoding="utf-8") as fh:
             writer = csv.writer(fh, delimiter="\t", lineterminator="\n", quoting=csv.QUOTE_MINIMAL)
-            writer.writerow(["doc_id", "docid_string", "tokens"])
+            # QUOTE_MINIMAL leaves a lone "\r" unquoted when lines end in "\n", and reading
+            # would end the row there: a row holding one is quoted whole.
+            quoted = csv.writer(fh, delimiter="\t", lineterminator="\n", quoting=csv.QUOTE_ALL)
+            writer.writerow(DOCIDS_HEADER)
             for i, doc_id in enumerate(self.doc_ids):
-                string = self.strings[i] if self.strings is not None else ""
-                writer.writerow([doc_id, string, " ".join(self.docid_tokens(i))])
+                row = [doc_id, self.strings[i] if self.strings is not None else "", " ".join(self.docid_tokens(i))]
+                (quoted if any("\r" in field for field in row) else writer).writerow(row)
         with open(folder / "collisions.tsv", "w", encoding="utf-8") as fh:
             fh.write("group\tdoc_ids\n")
             for g, group in enumerate(self.collision_groups):
@@ -127,37 +134,106 @@ class DocidTable:
 
     @classmethod
     def load(cls, folder: str | Path) -> "DocidTable":
+        """The table saved in `folder`, read exactly: any file that is not as `save` writes it is
+        one error naming the file (and line), never a table that is quietly different."""
         folder = Path(folder)
         meta_path = folder / "table.json"
         if not meta_path.is_file():
             raise DdroError(f"{meta_path}: not found (is {folder} a docid table written by `ddro docids`?)")
         verify_checksums(folder)
-        try:
-            meta = json.loads(meta_path.read_text())
-            vocab = json.loads((folder / "vocab.json").read_text())
-            codes = np.load(folder / "codes.npy", allow_pickle=False)
-            doc_ids, strings = [], []
-            with open(folder / "docids.tsv", newline="", encoding="utf-8") as fh:
-                reader = csv.reader(fh, delimiter="\t")
-                next(reader)
-                for row in reader:
-                    doc_ids.append(row[0])
-                    strings.append(row[1])
-            index = {d: i for i, d in enumerate(doc_ids)}
-            groups = []
-            with open(folder / "collisions.tsv", encoding="utf-8") as fh:
-                next(fh)
-                for line in fh:
-                    groups.append([index[d] for d in line.rstrip("\n").split("\t")[1].split(" ")])
-        except (OSError, ValueError, KeyError, IndexError, StopIteration) as exc:
-            raise DdroError(f"{folder}: unreadable docid table ({type(exc).__name__}: {exc})") from None
+        meta = read_json_file(meta_path)
+        for key, kind in (("scheme", str), ("new_tokens", bool)):
+            if not isinstance(meta.get(key), kind):
+                raise DdroError(f"{meta_path}: '{key}' must be a {kind.__name__}, found {meta.get(key)!r}")
+        vocab = read_json_file(folder / "vocab.json", list)
+        if not all(isinstance(token, str) for token in vocab):
+            raise DdroError(f"{folder / 'vocab.json'}: expected a list of token strings")
+        codes = _read_codes(folder / "codes.npy", len(vocab))
+        doc_ids, strings = _read_docids_tsv(folder / "docids.tsv")
         if len(doc_ids) != len(codes):
             raise DdroError(f"{folder}: docids.tsv names {len(doc_ids)} documents but codes.npy has {len(codes)} rows")
+        groups = _read_collisions(folder / "collisions.tsv", {d: i for i, d in enumerate(doc_ids)})
         return cls(
             scheme=meta["scheme"], doc_ids=doc_ids, codes=codes, vocab=vocab, new_tokens=meta["new_tokens"],
             options=meta.get("options", {}), strings=strings if not meta["new_tokens"] else None,
             collision_groups=groups, collision_policy=meta.get("collision_policy", "suffix"),
         )
+
+
+def _read_codes(path: Path, vocab_size: int) -> np.ndarray:
+    """`codes.npy`: an integer [documents, length] array of vocabulary indices, each row a docid
+    of one or more codes followed by PAD."""
+    try:
+        codes = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise DdroError(f"{path}: file not found") from None
+    except (OSError, ValueError, EOFError) as exc:
+        raise DdroError(f"{path}: not a numpy array file ({str(exc).splitlines()[0][:120]})") from None
+    if codes.ndim != 2:
+        raise DdroError(f"{path}: expected a [documents, docid length] array, found shape {codes.shape}")
+    if codes.dtype.kind not in "iu":
+        raise DdroError(f"{path}: expected integer codes, found {codes.dtype}")
+    outside = (codes < PAD) | (codes >= vocab_size)
+    if outside.any():
+        row, col = map(int, np.argwhere(outside)[0])
+        raise DdroError(f"{path}: row {row} holds code {codes[row, col]}, outside the vocabulary of {vocab_size} "
+                        f"tokens (and {PAD}, the padding)")
+    gaps = (codes[:, 1:] != PAD) & (codes[:, :-1] == PAD)
+    for problem, rows in (("a code after padding", gaps.any(axis=1)), ("no code (an empty docid)",
+                                                                       (codes == PAD).all(axis=1))):
+        if rows.any():
+            raise DdroError(f"{path}: row {int(np.flatnonzero(rows)[0])} holds {problem}")
+    return codes
+
+
+def _read_docids_tsv(path: Path) -> tuple[list[str], list[str]]:
+    """Document ids and docid strings of `docids.tsv` (its header, then `doc_id, docid string,
+    tokens` a row, quoted as the csv module quotes)."""
+    doc_ids, strings, seen = [], [], {}
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            reader = csv.reader(fh, delimiter="\t")
+            if next(reader, None) != DOCIDS_HEADER:
+                raise DdroError(f"{at(path, 1)}: expected the header {chr(9).join(DOCIDS_HEADER)!r}")
+            for row in reader:
+                where = at(path, reader.line_num)
+                if len(row) != len(DOCIDS_HEADER):
+                    raise DdroError(f"{where}: expected {len(DOCIDS_HEADER)} tab-separated fields "
+                                    f"({', '.join(DOCIDS_HEADER)}), found {len(row)}")
+                if not row[0]:
+                    raise DdroError(f"{where}: empty document id")
+                if row[0] in seen:
+                    raise DdroError(f"{where}: document {row[0]!r} is already on line {seen[row[0]]}")
+                seen[row[0]] = reader.line_num
+                doc_ids.append(row[0])
+                strings.append(row[1])
+    except FileNotFoundError:
+        raise DdroError(f"{path}: file not found") from None
+    except UnicodeDecodeError:
+        raise DdroError(f"{path}: not UTF-8 text") from None
+    except csv.Error as exc:
+        raise DdroError(f"{path}: not a docid list ({exc})") from None
+    return doc_ids, strings
+
+
+def _read_collisions(path: Path, index: dict[str, int]) -> list[list[int]]:
+    """`collisions.tsv`: a header, then `group<TAB>doc ids` a line, as document indices."""
+    groups = []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise DdroError(f"{path}: file not found") from None
+    except UnicodeDecodeError:
+        raise DdroError(f"{path}: not UTF-8 text") from None
+    for line_no, line in enumerate(lines[1:], start=2):
+        fields = line.split("\t")
+        if len(fields) != 2:
+            raise DdroError(f"{at(path, line_no)}: expected 'group<TAB>doc ids', found {len(fields)} fields")
+        unknown = [d for d in fields[1].split(" ") if d not in index]
+        if unknown:
+            raise DdroError(f"{at(path, line_no)}: document {unknown[0]!r} is not in docids.tsv")
+        groups.append([index[d] for d in fields[1].split(" ")])
+    return groups
 
 
 def collision_groups(codes: np.ndarray) -> list[list[int]]:

@@ -57,7 +57,11 @@ class Architecture:
         return EncoderDecoderModel if self.encoder_decoder else AutoModelForSeq2SeqLM
 
     def decoder_vocab_size(self, model) -> int:
-        return int(model.config.decoder.vocab_size if self.encoder_decoder else model.config.vocab_size)
+        return self.decoder_vocab_size_of(model.config)
+
+    def decoder_vocab_size_of(self, config) -> int:
+        """The decoder's vocabulary size from a model's config alone (before its weights load)."""
+        return int(config.decoder.vocab_size if self.encoder_decoder else config.vocab_size)
 
     def encoder_lr_scale(self, network) -> float:
         """The factor on the encoder's learning rate under the preset's `network` settings."""

@@ -16,10 +16,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ddro.collections.textio import read_json_file
 from ddro.docids.table import PAD, DocidTable
 from ddro.errors import DdroError
 from ddro.outputs import verify_checksums, write_checksums
-from ddro.models.architectures import get_architecture
+from ddro.models.architectures import ARCHITECTURES, get_architecture
 from ddro.precision import DEFAULT_PRECISION, check_precision
 from ddro.texts import all_for_tokenizer
 
@@ -108,7 +109,7 @@ class DocidModel:
     def load(cls, folder: str | Path, device: str | torch.device = "cpu", dtype: str = "fp32") -> "DocidModel":
         """A saved model on `device`, its weights cast to `dtype` (`fp32`, `bf16` or `fp16`: for search;
         training keeps fp32 weights)."""
-        from transformers import AutoTokenizer
+        from transformers import AutoConfig, AutoTokenizer
 
         folder = Path(folder)
         if not (folder / MODEL_FILE).is_file():
@@ -116,12 +117,23 @@ class DocidModel:
         if dtype not in DTYPES:
             raise DdroError(f"dtype {dtype!r}: choose from {', '.join(DTYPES)}")
         verify_checksums(folder)
+        meta = read_json_file(folder / MODEL_FILE)
+        for key in ("eos_token_id", "decoder_start_token_id", "max_input_tokens"):
+            if isinstance(meta.get(key), bool) or not isinstance(meta.get(key), int):
+                raise DdroError(f"{folder / MODEL_FILE}: '{key}' must be an integer, found {meta.get(key)!r}")
+        if not isinstance(meta.get("architecture"), str) or meta["architecture"] not in ARCHITECTURES:
+            raise DdroError(f"{folder / MODEL_FILE}: unknown architecture {meta.get('architecture')!r} "
+                            f"(known: {', '.join(ARCHITECTURES)})")
+        table = DocidTable.load(folder / "docids")
+        architecture = get_architecture(meta["architecture"])
         try:
-            meta = json.loads((folder / MODEL_FILE).read_text())
-            loader = get_architecture(meta["architecture"]).model_class()
-            model = loader.from_pretrained(folder / "model").to(device, dtype=DTYPES[dtype]).eval()
-            tokenizer = AutoTokenizer.from_pretrained(folder / "tokenizer", local_files_only=True)
+            # Every part is checked before the weights load (the slow part, with a progress bar).
+            config = AutoConfig.from_pretrained(folder / "model")
             token_ids = np.load(folder / "docid_token_ids.npy", allow_pickle=False)
+            _check_token_ids(folder / "docid_token_ids.npy", token_ids, len(table.vocab),
+                             architecture.decoder_vocab_size_of(config))
+            tokenizer = AutoTokenizer.from_pretrained(folder / "tokenizer", local_files_only=True)
+            model = architecture.model_class().from_pretrained(folder / "model").to(device, dtype=DTYPES[dtype]).eval()
         except DdroError:
             raise
         except Exception as exc:  # a damaged folder written before ddro kept checksums: one line, not a traceback
@@ -130,11 +142,25 @@ class DocidModel:
         frozen = set(meta.get("frozen_parameters", ()))
         for name, parameter in model.named_parameters():
             parameter.requires_grad_(name not in frozen)
-        return cls(model, tokenizer, DocidTable.load(folder / "docids"),
+        return cls(model, tokenizer, table,
                    token_ids, meta["architecture"], meta["eos_token_id"],
                    meta["decoder_start_token_id"], meta["max_input_tokens"], meta.get("validation_fraction"),
                    meta.get("qg_model"), meta.get("pseudo_queries_file"), meta.get("pseudo_queries_sha256"),
                    meta.get("split"), meta.get("precision", DEFAULT_PRECISION))
+
+
+def _check_token_ids(path: Path, token_ids: np.ndarray, table_vocab: int, decoder_vocab: int) -> None:
+    """The decoder token id of each entry of the table's vocabulary: one per entry, each a token
+    the decoder has; otherwise the table is not the one the model was trained on."""
+    if token_ids.ndim != 1 or token_ids.dtype.kind not in "iu":
+        raise DdroError(f"{path}: expected a list of integer token ids, found {token_ids.dtype} of shape {token_ids.shape}")
+    if len(token_ids) != table_vocab:
+        raise DdroError(f"{path}: {len(token_ids)} token ids for the {table_vocab} tokens of the docid table "
+                        "(docids/ is not the table this model was trained on)")
+    outside = (token_ids < 0) | (token_ids >= decoder_vocab)
+    if outside.any():
+        raise DdroError(f"{path}: token id {int(token_ids[outside][0])} is outside the decoder's vocabulary "
+                        f"of {decoder_vocab}")
 
 
 def build_docid_model(preset, table: DocidTable, corpus_texts, seed: int = 0) -> DocidModel:

@@ -147,13 +147,14 @@ def file_pseudo_queries(path, docs) -> list[list[str]]:
     """Each document's queries from a pseudo-queries file, in file order.
 
     One `doc_id<TAB>query` a line (blank lines skipped); a line without exactly one tab, with an
-    empty doc id or an empty query is a DdroError naming `path:line`. Lines whose doc id is not in
-    `docs` are skipped and counted (a file made for a larger corpus serves a part of it); a file
-    of which no line names a document of `docs` is an error. Documents without a line get no
-    pseudo-queries. What was read is logged.
+    empty doc id or an empty query is a DdroError naming `path:line` (skipped under `--lenient`).
+    Lines whose doc id is not in `docs` are skipped and counted (a file made for a larger corpus
+    serves a part of it); a file of which no line names a document of `docs` is an error.
+    Documents without a line get no pseudo-queries. What was read is logged.
     """
     from ddro.collections.textio import read_lines
     from ddro.errors import DdroError, at
+    from ddro.leniency import tolerated
 
     index = {d.doc_id: i for i, d in enumerate(docs)}
     out: list[list[str]] = [[] for _ in docs]
@@ -162,16 +163,17 @@ def file_pseudo_queries(path, docs) -> list[list[str]]:
         if not line.strip():
             continue
         fields = line.split("\t")
-        if len(fields) != 2:
-            raise DdroError(f"{at(path, line_no)}: expected 'doc_id<TAB>query', found {len(fields) - 1} tabs")
-        doc_id, query = fields[0].strip(), " ".join(fields[1].split())
-        if not doc_id or not query:
-            raise DdroError(f"{at(path, line_no)}: empty {'doc id' if not doc_id else 'query'}")
-        if doc_id not in index:
-            unknown += 1
-            first_unknown = first_unknown or f"{doc_id!r} ({at(path, line_no)})"
-            continue
-        out[index[doc_id]].append(query)
+        with tolerated(at(path, line_no)):
+            if len(fields) != 2:
+                raise DdroError(f"{at(path, line_no)}: expected 'doc_id<TAB>query', found {len(fields) - 1} tabs")
+            doc_id, query = fields[0].strip(), " ".join(fields[1].split())
+            if not doc_id or not query:
+                raise DdroError(f"{at(path, line_no)}: empty {'doc id' if not doc_id else 'query'}")
+            if doc_id not in index:
+                unknown += 1
+                first_unknown = first_unknown or f"{doc_id!r} ({at(path, line_no)})"
+                continue
+            out[index[doc_id]].append(query)
     covered = sum(1 for qs in out if qs)
     if not covered:
         raise DdroError(f"{path}: no line names a document of the collection"
