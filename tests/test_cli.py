@@ -202,6 +202,7 @@ def test_serve_without_the_serve_extra_is_one_line(monkeypatch, tmp_path, capsys
     (["docids", "--scheme", "pq", "--out", "o", "--collection", "c", "--test-fraction", "2"],
      "argument --test-fraction: must be above 0 and at most 1, got 2"),
     (["run", "--replay", "nan"], "argument --replay: expected a finite number, got 'nan'"),
+    (["run", "--sft-save-steps", "0"], "argument --sft-save-steps: must be above 0, got 0"),
     (["run", "--k", "ten"], "argument --k: expected an integer, got 'ten'"),
     (["search", "--model", "m", "--out", "r", "--k", "-5"], "argument --k: must be at least 1, got -5"),
     (["search", "--model", "m", "--out", "r", "--length-penalty", "nan"],

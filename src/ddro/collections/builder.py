@@ -56,7 +56,8 @@ class CollectionBuilder:
         with tolerated(where):
             self._check_id(self._doc_where, "document", doc.doc_id, where)
             if not self.keeps_empty_documents and not (doc.title.strip() or doc.text.strip()):
-                raise DdroError(f"{where}: document {doc.doc_id!r} is empty (no title, no text)")
+                raise DdroError(f"{where}: document {doc.doc_id!r} is empty (no title, no text); "
+                                "--lenient skips empty documents")
             self._doc_where[doc.doc_id] = where
             self.docs.append(doc)
 
