@@ -426,13 +426,14 @@ def preset_from_args(args):
     # so that both phases hold out the same queries.
     fields |= {name: getattr(args, name) for name in ("replay", "query_repeats", "pseudo_queries_per_doc",
                                                       "passages_per_doc", "precision", "validation_fraction",
-                                                      "pseudo_teacher", "pseudo_teacher_targets")
+                                                      "pseudo_teacher", "pseudo_teacher_targets", "docid_init")
                if getattr(args, name, None) is not None}
     return get_preset(args.preset, args.model, overrides, **fields)
 
 
 def _add_model_options(parser) -> None:
     from ddro.models import DEFAULT_PRESET, PRESETS
+    from ddro.models.docid_init import INITS
     from ddro.models.presets import STAGES
     from ddro.teacher import TEACHERS
 
@@ -462,6 +463,9 @@ def _add_model_options(parser) -> None:
                         "pseudo-query with this teacher's best other documents (default: its own document only)")
     parser.add_argument("--pseudo-teacher-targets", type=POSITIVE, default=None, help="with --pseudo-teacher, how many "
                         "of the teacher's documents each pseudo-query is paired with (default: the preset's)")
+    parser.add_argument("--docid-init", default=None, choices=INITS, help="start the decoder's docid token rows "
+                        "from the pq/rq codes' centroids in the docid encoder's embeddings (needs a decoder as wide "
+                        "as the embeddings, as the cpu preset's; default: random rows)")
     _add_precision_option(parser, "(default: the preset's: bf16 for t5-base, fp32 for the others); "
                           "recorded in the model folder, which searches with it")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run in the same folder")

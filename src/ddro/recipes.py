@@ -101,6 +101,8 @@ def train_sft(collection, table, preset, stage: SFTStage, seed: int, qg_model: s
         docid_model.precision = preset.precision
         return docid_model, sft.SFTResult.from_dict(json.loads(stage.result_file.read_text()))
     docid_model = build_docid_model(preset, table, [d.full_text for d in collection.docs], seed)
+    if preset.docid_init:
+        start_from_centroids(docid_model, collection, table)
     examples = sft.stage_examples_for(collection, docid_model, preset, qg_model, stage.training_dir,
                                       pseudo_queries_file)
     result = sft.train_sft(docid_model, examples, preset, stage.training_dir, resume=resume, config=config)
@@ -109,6 +111,19 @@ def train_sft(collection, table, preset, stage: SFTStage, seed: int, qg_model: s
         atomic_write_text(stage.result_file, json.dumps(result.to_dict(), indent=2) + "\n")
     distributed.barrier()
     return docid_model, result
+
+
+def start_from_centroids(docid_model, collection, table) -> None:
+    """`--docid-init centroids`: the docid tokens' rows from the codes' centroids in the embeddings
+    the docids were computed from (cached when they were built)."""
+    from ddro.docids.encoders import document_texts, embed_documents, get_encoder, resolve_cache_dir
+    from ddro.models.docid_init import code_vectors, init_docid_rows
+
+    if "encoder" not in table.options:
+        raise DdroError(f"--docid-init centroids needs pq or rq docids, not {table.scheme}")
+    encoder = get_encoder(table.options["encoder"], table.options.get("seed", 0))
+    embeddings = embed_documents(document_texts(collection), encoder, resolve_cache_dir(None))
+    init_docid_rows(docid_model, code_vectors(table, embeddings))
 
 
 def train_ddro(docid_model, collection, config, stage: DDROStage, resume: bool = False):

@@ -87,6 +87,8 @@ class Preset:
     # best `pseudo_teacher_targets` documents other than its own; None: its own document only.
     pseudo_teacher: str | None = None
     pseudo_teacher_targets: int = 1
+    # The docid tokens' rows start from the codes' centroids (`ddro.models.docid_init`); None: random.
+    docid_init: str | None = None
     query_repeats: int = 1
     # Training queries held out of SFT for validation and DDRO's model selection.
     validation_fraction: float = 0.2
@@ -196,6 +198,10 @@ def get_preset(name: str, model: str | None = None, stage_overrides: dict | None
     preset = PRESETS[name].with_fields(**settings)
     if preset.pseudo_teacher_targets < 1:
         raise OptionError("pseudo_teacher_targets", f"must be at least 1 (got {preset.pseudo_teacher_targets})")
+    from ddro.models.docid_init import INITS
+
+    if preset.docid_init is not None and preset.docid_init not in INITS:
+        raise OptionError("docid_init", f"{preset.docid_init!r}: choose from {', '.join(INITS)}")
     if model:
         preset = preset.with_fields(architecture="pretrained", model=model)
     stages = {stage: replace(config) for stage, config in preset.stages.items()}
