@@ -13,6 +13,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import shutil
 import signal
 import sys
 import threading
@@ -162,4 +164,30 @@ def stopping_on_signals(callback: StopOnSignal):
         raise _EXCEPTIONS[signal.Signals(callback.received)]
 
 
-__all__ = ["load_weights_strictly", "StopOnSignal", "ReplayEpochOrder", "stopping_on_signals", "latest_checkpoint", "checkpoint_dir"]
+def training_callbacks(checkpoint: Path | None) -> list:
+    """The callbacks a resumable training starts its Trainer's list with (before any that add files
+    to a checkpoint): stop on a signal, and replay the resumed epoch's order from `checkpoint`."""
+    return [StopOnSignal(), ReplayEpochOrder(checkpoint)]
+
+
+def train_from(trainer, checkpoint: Path | None) -> None:
+    """`trainer.train()`, continued from `checkpoint` when there is one (its weights checked first:
+    one line if they are another model's), stopping on SIGINT or SIGTERM after a checkpoint
+    (`stopping_on_signals`); the Trainer's logs go to stderr, keeping stdout for results. The
+    Trainer's callbacks are to start with `training_callbacks(checkpoint)`."""
+    if checkpoint:
+        load_weights_strictly(trainer.model, checkpoint)
+    stop = next(callback for callback in trainer.callback_handler.callbacks if isinstance(callback, StopOnSignal))
+    with contextlib.redirect_stdout(sys.stderr), stopping_on_signals(stop):
+        trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+
+
+def remove_checkpoints(folder: Path) -> None:
+    """The Trainer's checkpoints in `folder`, once they are not needed (rank 0 only)."""
+    if distributed.is_main():
+        for checkpoint in Path(folder).glob("checkpoint-*"):
+            shutil.rmtree(checkpoint, ignore_errors=True)
+
+
+__all__ = ["load_weights_strictly", "StopOnSignal", "ReplayEpochOrder", "stopping_on_signals", "latest_checkpoint",
+           "checkpoint_dir", "training_callbacks", "train_from", "remove_checkpoints"]

@@ -20,12 +20,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
 import logging
-import shutil
-import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -44,8 +41,7 @@ from ddro.scoring import docid_logprobs, query_states
 from ddro.teacher import Teacher, check_teacher
 from ddro.training.ddro_loss import compared_logps, ddro_loss
 from ddro.training.arguments import DdroTrainingArguments
-from ddro.training.checkpoints import (ReplayEpochOrder, StopOnSignal, latest_checkpoint, load_weights_strictly,
-                                       stopping_on_signals)
+from ddro.training.checkpoints import latest_checkpoint, remove_checkpoints, train_from, training_callbacks
 from ddro.training.negatives import (NegativeConfig, Pair, bm25_rankings, make_pairs, parse_bands,
                                     run_file_rankings)
 from ddro.training.selection import PAIR_LOSS, PairLoss, ValidationSelection, constrained_search, search_measure
@@ -449,10 +445,9 @@ def resumable_checkpoint(out_dir: Path, config: DDROConfig, resume: bool) -> Pat
     recorded = out_dir / SETTINGS_FILE
     same = recorded.is_file() and json.loads(recorded.read_text()) == settings
     checkpoint = latest_checkpoint(out_dir) if resume and same else None
+    if checkpoint is None:
+        remove_checkpoints(out_dir)  # another phase's, or not to be continued
     if distributed.is_main():
-        if checkpoint is None:
-            for stale in out_dir.glob("checkpoint-*"):
-                shutil.rmtree(stale, ignore_errors=True)
         out_dir.mkdir(parents=True, exist_ok=True)
         recorded.write_text(json.dumps(settings, indent=1) + "\n")
     distributed.barrier()
@@ -535,20 +530,15 @@ def train_ddro(docid_model, collection, config: DDROConfig, out_dir, resume: boo
     selection = ValidationSelection(validation_score, config.eval_steps, config.patience, docid_model.model, measure,
                                     lower_is_better=measure == PAIR_LOSS) if measure else None
     checkpoint = resumable_checkpoint(Path(out_dir), config, resume)
-    if checkpoint:
-        load_weights_strictly(docid_model.model, checkpoint)  # one line if it is another model's
     if checkpoint and selection:
         selection.restore(checkpoint)
-    stop = StopOnSignal()  # before the selection, which adds its state to the checkpoint it asks for
+    # The selection comes after the training callbacks: it adds its state to the checkpoint they may ask for.
     trainer = DDROTrainer(model=docid_model.model, args=replace(config, output_dir=str(out_dir)), train_dataset=dataset,
                           data_collator=pair_collator(docid_model), ref_model=ref_model,
-                          callbacks=[stop, ReplayEpochOrder(checkpoint)] + ([selection] if selection else []),
+                          callbacks=training_callbacks(checkpoint) + ([selection] if selection else []),
                           precision=docid_model.precision)
-    with contextlib.redirect_stdout(sys.stderr), stopping_on_signals(stop):
-        trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
-    if distributed.is_main():
-        for finished in Path(out_dir).glob("checkpoint-*"):  # the phase is done: its resume points are not needed
-            shutil.rmtree(finished, ignore_errors=True)
+    train_from(trainer, checkpoint)
+    remove_checkpoints(out_dir)  # the phase is done: its resume points are not needed
     if selection:
         docid_model.model.load_state_dict(selection.best_state)
     docid_model.model.eval()

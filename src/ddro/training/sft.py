@@ -11,10 +11,7 @@ interrupted one from its last checkpoint (every `save_steps`, and on SIGINT or S
 
 from __future__ import annotations
 
-import contextlib
 import json
-import shutil
-import sys
 import time
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -29,8 +26,8 @@ from ddro.batching import DocidCollator, token_rows
 from ddro.models.presets import STAGES
 from ddro.precision import DEFAULT_PRECISION, autocast, check_precision
 from ddro.training.arguments import DdroTrainingArguments
-from ddro.training.checkpoints import (ReplayEpochOrder, StopOnSignal, latest_checkpoint, load_weights_strictly,
-                                       stopping_on_signals)
+from ddro.training.checkpoints import (latest_checkpoint, load_weights_strictly, remove_checkpoints, train_from,
+                                       training_callbacks)
 
 
 class ExampleDataset(torch.utils.data.Dataset):
@@ -164,25 +161,19 @@ def train_sft(docid_model, stage_examples: dict, preset, out_dir: Path, resume: 
             continue
         start = time.perf_counter()
         checkpoint = latest_checkpoint(stage_dir) if resume else None
-        if checkpoint:
-            load_weights_strictly(docid_model.model, checkpoint)  # one line if it is another model's
-        stop = StopOnSignal()
         trainer = DocidTrainer(
             model=docid_model.model, args=config.for_stage(stage_dir, stage, preset.seed),
             train_dataset=ExampleDataset(examples, docid_model), data_collator=DocidCollator(docid_model),
             encoder_lr_scale=docid_model.encoder_lr_scale(preset),
-            precision=docid_model.precision, callbacks=[stop, ReplayEpochOrder(checkpoint)],
+            precision=docid_model.precision, callbacks=training_callbacks(checkpoint),
         )
-        # The Trainer prints its logs: keep stdout for results.
-        with contextlib.redirect_stdout(sys.stderr), stopping_on_signals(stop):
-            trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+        train_from(trainer, checkpoint)
         seconds = time.perf_counter() - start
         done.seconds = round(seconds, 2)
         if distributed.is_main():
             docid_model.model.save_pretrained(final, safe_serialization=True)
             (stage_dir / "done.json").write_text(json.dumps({"seconds": seconds, "examples": len(examples)}) + "\n")
-            for checkpoint_dir in stage_dir.glob("checkpoint-*"):  # the stage is done: its resume points are not needed
-                shutil.rmtree(checkpoint_dir, ignore_errors=True)
+        remove_checkpoints(stage_dir)  # the stage is done (its final weights saved): its resume points go
         distributed.barrier()
     docid_model.model.eval()
     return result
