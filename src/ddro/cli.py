@@ -177,19 +177,18 @@ def cmd_train_sft(args) -> int:
     from ddro import recipes
     from ddro.collections import load_collection
     from ddro.docids import DocidTable
-    from ddro.manifest import check_and_record, check_unchanged, collection_digests, file_digests, folder_digest
-    from ddro.outputs import check_output_dir, resumable_output_dir
+    from ddro.manifest import check_and_record, inputs_from
+    from ddro.outputs import check_resumable_output_dir, resumable_output_dir
     from ddro.training.sft import SFTConfig
 
     out = Path(args.out)
-    check_output_dir(out, args.overwrite, args.resume)
+    check_resumable_output_dir(out, args.overwrite, args.resume)
     preset = preset_from_args(args)
     collection = load_collection(args.collection, args.test_fraction)
     table = DocidTable.load(args.docids)
     recipes.check_documents(table.doc_ids, collection, args.docids, args.collection)
-    inputs = {"collection": collection_digests(args.collection)}
-    check_unchanged(args.docids, inputs, "the docid table")
-    inputs |= {"docids": folder_digest(args.docids), "pseudo_queries_file": file_digests(args.pseudo_queries_file)}
+    inputs = inputs_from(args.collection, "docids", args.docids, "the docid table",
+                         {"pseudo_queries_file": args.pseudo_queries_file})
     start = time.perf_counter()
     with resumable_output_dir(out, args.overwrite, args.resume) as work:
         check_and_record(work, inputs, args.resume, preset.to_dict(), args.seed)
@@ -224,21 +223,19 @@ def cmd_train_ddro(args) -> int:
     from ddro import recipes
     from ddro.collections import load_collection
     from ddro.models import DocidModel
-    from ddro.manifest import check_and_record, check_unchanged, collection_digests, file_digests, folder_digest
-    from ddro.outputs import check_output_dir, resumable_output_dir
+    from ddro.manifest import check_and_record, inputs_from
+    from ddro.outputs import check_resumable_output_dir, resumable_output_dir
     from ddro.training.ddro import DDROConfig
 
     out = Path(args.out)
-    check_output_dir(out, args.overwrite, args.resume)
+    check_resumable_output_dir(out, args.overwrite, args.resume)
     config = config_from_args(DDROConfig, args)
     collection = load_collection(args.collection, args.test_fraction)
     model = DocidModel.load(args.model)
     recipes.check_documents(model.table.doc_ids, collection, args.model, args.collection)
     check_split(model.split, collection.split, args.model, args.collection)
-    inputs = {"collection": collection_digests(args.collection)}
-    check_unchanged(args.model, inputs, "the SFT model")
-    inputs |= {"model": folder_digest(args.model), "pseudo_queries_file": file_digests(args.pseudo_queries_file),
-               "negatives_run": file_digests(config.negatives_run)}
+    inputs = inputs_from(args.collection, "model", args.model, "the SFT model",
+                         {"pseudo_queries_file": args.pseudo_queries_file, "negatives_run": config.negatives_run})
     _pseudo_query_source_for_ddro(model, args.qg_model, args.pseudo_queries_file)
     model.precision = args.precision or model.precision
     with resumable_output_dir(out, args.overwrite, args.resume) as work:

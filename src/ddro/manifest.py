@@ -14,6 +14,7 @@ edited since, say), stops with one line naming the input and the file that diffe
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 import sys
@@ -51,6 +52,17 @@ def file_digests(path: str | Path | None) -> dict[str, str]:
     return {Path(path).name: file_sha256(path)}
 
 
+def inputs_from(collection: str, parent_name: str, parent: str | Path, what: str,
+                files: dict[str, str | Path | None]) -> dict[str, dict]:
+    """The inputs of a stage that starts from `parent` (a docid table, a model): the collection's
+    files, which `parent` must have been made from (else one line: `check_unchanged`, `what` naming
+    it), `parent` itself by its checksums (`folder_digest`) under `parent_name`, and `files`."""
+    inputs = {"collection": collection_digests(collection)}
+    check_unchanged(parent, inputs, what)
+    return inputs | {parent_name: folder_digest(parent)} | {name: file_digests(path) for name, path in files.items()}
+
+
+@functools.cache
 def versions() -> dict:
     """The versions of Python and of the packages a result depends on."""
     import importlib.metadata as md
@@ -66,8 +78,10 @@ def versions() -> dict:
     return out
 
 
+@functools.cache
 def ddro_commit() -> dict:
-    """ddro's git commit (and whether the checkout has uncommitted changes) when it runs from one."""
+    """ddro's git commit (and whether the checkout has uncommitted changes) when it runs from one:
+    that of the code this process loaded, so it is looked up once."""
     where = Path(__file__).resolve().parent
 
     def git(*args) -> str | None:

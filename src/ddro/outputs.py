@@ -106,6 +106,16 @@ def work_dir(out: str | Path) -> Path:
     return out.parent / f".{out.name}.partial"
 
 
+def check_resumable_output_dir(out: str | Path, overwrite: bool, resume: bool) -> None:
+    """`check_output_dir` for a resumable command, which also refuses to start over an interrupted
+    command's work folder without `--resume` or `--overwrite`: fail early, before any work."""
+    check_output_dir(out, overwrite, resume)
+    work = work_dir(out)
+    if work.exists() and not (resume or overwrite):
+        raise DdroError(f"{out}: an interrupted command left {work} (pass --resume to continue it, or "
+                        "--overwrite to start again)")
+
+
 @contextmanager
 def resumable_output_dir(out: str | Path, overwrite: bool = False, resume: bool = False):
     """Yield the folder a resumable command writes into (`work_dir`); when the block ends without
@@ -122,10 +132,7 @@ def resumable_output_dir(out: str | Path, overwrite: bool = False, resume: bool 
 
     out = Path(out)
     work = work_dir(out)
-    check_output_dir(out, overwrite, resume)
-    if work.exists() and not (resume or overwrite):
-        raise DdroError(f"{out}: an interrupted command left {work} (pass --resume to continue it, or "
-                        "--overwrite to start again)")
+    check_resumable_output_dir(out, overwrite, resume)
     fresh = not (resume and (work.is_dir() or out.is_dir()))
     finished = not fresh and not work.is_dir()  # a finished folder continued: it comes back when done
     barrier()  # every process looked before rank 0 moves anything
