@@ -117,10 +117,9 @@ def start_from_centroids(docid_model, collection, table) -> None:
     """`--docid-init centroids`: the docid tokens' rows from the codes' centroids in the embeddings
     the docids were computed from (cached when they were built)."""
     from ddro.docids.encoders import document_texts, embed_documents, get_encoder, resolve_cache_dir
-    from ddro.models.docid_init import code_vectors, init_docid_rows
+    from ddro.models.docid_init import check_scheme, code_vectors, init_docid_rows
 
-    if "encoder" not in table.options:
-        raise DdroError(f"--docid-init centroids needs pq or rq docids, not {table.scheme}")
+    check_scheme(table)  # before the documents are embedded
     encoder = get_encoder(table.options["encoder"], table.options.get("seed", 0))
     embeddings = embed_documents(document_texts(collection), encoder, resolve_cache_dir(None))
     init_docid_rows(docid_model, code_vectors(table, embeddings))

@@ -17,6 +17,14 @@ import numpy as np
 from ddro.errors import DdroError
 
 INITS = ("centroids",)
+# The docid schemes whose tokens stand for centroids.
+SCHEMES = ("pq", "rq")
+
+
+def check_scheme(table) -> None:
+    """One line unless `table`'s docids are codes of centroids (`SCHEMES`)."""
+    if table.scheme not in SCHEMES:
+        raise DdroError(f"--docid-init centroids needs {' or '.join(SCHEMES)} docids, not {table.scheme}")
 
 
 def code_vectors(table, embeddings: np.ndarray) -> np.ndarray:
@@ -26,31 +34,26 @@ def code_vectors(table, embeddings: np.ndarray) -> np.ndarray:
     quantized embedding. Other tokens (`<dup_k>` suffixes, unused codes) get zero rows."""
     from ddro.docids.pq import subspaces
 
+    check_scheme(table)
     embeddings = np.asarray(embeddings, dtype=np.float64)
     vectors = np.zeros((len(table.vocab), embeddings.shape[1]))
-    counts = np.zeros(len(table.vocab))
+
+    def token_means(tokens: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """Per vocabulary entry, the mean of `values` over the documents whose code is that token
+        (zero for the others: each position has tokens of its own, so the positions' means add up)."""
+        sums = np.zeros((len(table.vocab), values.shape[1]))
+        np.add.at(sums, tokens, values)
+        return sums / np.maximum(np.bincount(tokens, minlength=len(table.vocab)), 1)[:, None]
+
     if table.scheme == "pq":
         for position, dims in enumerate(subspaces(embeddings.shape[1], table.options["pq_m"])):
-            tokens = table.codes[:, position]
-            block = np.zeros((len(table.vocab), len(dims)))
-            np.add.at(block, tokens, embeddings[:, dims])
-            np.add.at(counts, tokens, 1)
-            vectors[:, dims] += block
-    elif table.scheme == "rq":
+            vectors[:, dims] += token_means(table.codes[:, position], embeddings[:, dims])
+    else:  # rq
         residual = embeddings.copy()
         for position in range(table.options["rq_levels"]):
             tokens = table.codes[:, position]
-            level = np.zeros_like(vectors)
-            np.add.at(level, tokens, residual)
-            level_counts = np.bincount(tokens, minlength=len(table.vocab))
-            used = level_counts > 0
-            vectors[used] = level[used] / level_counts[used, None]
+            vectors += token_means(tokens, residual)
             residual -= vectors[tokens]
-        return vectors.astype(np.float32)
-    else:
-        raise DdroError(f"--docid-init centroids needs pq or rq docids, not {table.scheme}")
-    used = counts > 0
-    vectors[used] /= counts[used, None]
     return vectors.astype(np.float32)
 
 

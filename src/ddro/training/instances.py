@@ -43,12 +43,13 @@ def index_examples(docs, passages_per_doc: int, passage_words: int, seed: int) -
 
     out: list[Example] = []
     tfidf, terms = document_tfidf(docs)
+    read = passages_per_doc * passage_words
     for i, doc in enumerate(docs):
         if doc.title:
             out.append((doc.title, i))
         # Only the passages' words are split off: a long document's others are never read.
-        words = doc.text.split(None, passages_per_doc * passage_words)[:passages_per_doc * passage_words]
-        for start in range(0, min(len(words), passages_per_doc * passage_words), passage_words):
+        words = doc.text.split(None, read)[:read]
+        for start in range(0, len(words), passage_words):
             chunk = " ".join(words[start:start + passage_words])
             out.append((f"{doc.title} {chunk}".strip(), i))
         if tfidf is not None and tfidf.indptr[i + 1] > tfidf.indptr[i]:
