@@ -139,7 +139,7 @@ def test_minilm_warm_model_matches_generate_on_pq_docids(tmp_path):
     inputs = model.encode([q.text for q in collection.queries[:4]])
     common = dict(num_beams=20, max_new_tokens=retriever.max_new_tokens,
                   decoder_start_token_id=model.decoder_start_token_id)
-    ours = beam_search(model.model, inputs, trie=retriever.trie, **common)
+    ours = beam_search(model.model, inputs, trie=retriever.constraint, **common)
     theirs = generate_constrained(model.model, inputs, sequences=retriever.sequences,
                                   eos_token_id=model.eos_token_id, **common)
     assert torch.equal(ours.sequences, theirs.sequences)

@@ -64,12 +64,21 @@ def label_batch(labels: torch.Tensor, docs) -> torch.Tensor:
     return picked
 
 
+def target_batch(targets) -> torch.Tensor:
+    """Label rows of different lengths, padded with -100."""
+    out = torch.full((len(targets), max(len(t) for t in targets)), -100, dtype=torch.long)
+    for row, target in enumerate(targets):
+        out[row, : len(target)] = torch.as_tensor(target)
+    return out
+
+
 class DocidCollator:
     """Pads the items' `input_ids` and looks up the docid labels of their documents.
 
     `labels` maps an item's document-index field to the batch key of its labels (default: SFT's
     `doc` to `labels`; DDRO's pairs: the chosen and the rejected document); `stacked` maps other
     per-item arrays to the batch key of their stacked tensor (DDRO's reference log-probabilities).
+    Items with a `target` (n-gram docids' spans) take it as their `labels`.
     """
 
     def __init__(self, docid_model, labels: dict[str, str] | None = None, stacked: dict[str, str] | None = None):
@@ -83,6 +92,8 @@ class DocidCollator:
         out = {"input_ids": input_ids, "attention_mask": attention_mask}
         for field, key in self.labels.items():
             out[key] = label_batch(self.docid_labels, [b[field] for b in batch])
+        if "target" in batch[0]:  # n-gram docids: each example's own span, not its document's docid
+            out["labels"] = target_batch([b["target"] for b in batch])
         for field, key in self.stacked.items():
             out[key] = torch.tensor(np.stack([b[field] for b in batch]))
         return out

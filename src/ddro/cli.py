@@ -160,7 +160,7 @@ def cmd_docids(args) -> int:
         (tmp / "stats.json").write_text(json.dumps(stats, indent=2) + "\n")
         write_manifest(tmp, {"collection": collection_digests(args.collection)}, config.recorded(), config.seed)
     print(f"docids: {collection.name} scheme={config.scheme}: {stats['documents']} documents, "
-          f"{stats['unique_docids']} unique docids, {stats['collisions']} collisions ({config.collisions}), "
+          f"{stats['unique_docids']} unique docids, {stats['collisions']} collisions ({table.collision_policy}), "
           f"length <= {stats['docid_length']}, vocab {stats['vocab_size']}, {seconds:.1f} s -> {out}")
     return 0
 

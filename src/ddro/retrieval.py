@@ -1,8 +1,9 @@
-"""`GenerativeRetriever`: trie-constrained beam search from queries to ranked documents.
+"""`GenerativeRetriever`: constrained beam search from queries to ranked documents.
 
 The score of a docid is its sequence log-probability under the model (the sum of its tokens'
 log-probabilities, `length_penalty=0`), the quantity DDRO's loss also uses. A docid shared by
 several documents (collision policy `share`) stands for all of them, in collection order.
+N-gram docids rank documents by the spans they contain instead (`ddro.span_ranking`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from tqdm.auto import tqdm
 
 from ddro.batching import label_batch
 from ddro.decoding.trie import DocidTrie
+from ddro.errors import DdroError
 from ddro.precision import autocast
 from ddro.runs import DEFAULT_K
 from ddro.scoring import docid_logprobs, query_states
@@ -53,15 +55,50 @@ def _inference(docid_model):
         model.train(was_training)
 
 
+class DocidRanking:
+    """Fixed docids: each generated docid ranks its documents (several under `share`), in collection order."""
+
+    def __init__(self, sequences: np.ndarray):
+        self._docs_of: dict[tuple[int, ...], list[int]] = {}
+        for i, row in enumerate(sequences):
+            self._docs_of.setdefault(tuple(int(t) for t in row[row >= 0]), []).append(i)
+
+    def documents(self, tokens) -> list[int]:
+        return self._docs_of.get(tuple(int(t) for t in tokens), [])
+
+    def rank(self, sequences: np.ndarray, scores: np.ndarray, k: int) -> list[tuple[int, float]]:
+        ranked: list[tuple[int, float]] = []
+        seen: set[int] = set()
+        for tokens, score in zip(sequences, scores):
+            if not np.isfinite(score):
+                break
+            for doc in self.documents(tokens[tokens >= 0]):
+                if doc not in seen:
+                    seen.add(doc)
+                    ranked.append((doc, float(score)))
+        return ranked[:k]
+
+
 class GenerativeRetriever:
+    """Constrained beam search, then documents ranked from what it generated: under a `DocidTrie`
+    of the documents' docids, or, for n-gram docids, under the corpus' `SpanIndex` with the spans'
+    documents scored as SEAL does (`ddro.span_ranking`)."""
+
     def __init__(self, docid_model):
         self.docid_model = docid_model
         self.sequences = docid_model.docid_sequences()
-        self.trie = DocidTrie(self.sequences, docid_model.decoder_vocab_size)
-        self.max_new_tokens = int((self.sequences >= 0).sum(1).max())
-        self._docs_of: dict[tuple[int, ...], list[int]] = {}
-        for i, row in enumerate(self.sequences):
-            self._docs_of.setdefault(tuple(int(t) for t in row[row >= 0]), []).append(i)
+        spans = docid_model.table.spans
+        if spans is not None:
+            from ddro.span_ranking import SpanRanking
+
+            self.constraint = spans.for_decoder(docid_model.docid_token_ids, docid_model.eos_token_id,
+                                                docid_model.decoder_vocab_size)
+            self.max_new_tokens = spans.max_tokens + 1
+            self.ranking = SpanRanking(spans, docid_model.eos_token_id)
+        else:
+            self.constraint = DocidTrie(self.sequences, docid_model.decoder_vocab_size)
+            self.max_new_tokens = int((self.sequences >= 0).sum(1).max())
+            self.ranking = DocidRanking(self.sequences)
 
     @classmethod
     def load(cls, folder: str | Path, device: str | torch.device = "cpu", dtype: str = "fp32",
@@ -83,8 +120,8 @@ class GenerativeRetriever:
         return self.docid_model.table.doc_ids
 
     def docs_for(self, tokens) -> list[str]:
-        """Document ids for a generated decoder sequence (docid tokens then EOS)."""
-        return [self.doc_ids[i] for i in self._docs_of.get(tuple(int(t) for t in tokens), [])]
+        """Document ids for a generated decoder docid (docid tokens then EOS); fixed docids only."""
+        return [self.doc_ids[i] for i in self.ranking.documents(tokens)]
 
     @torch.inference_mode()
     def search(self, queries, k: int = DEFAULT_K, num_beams: int = DEFAULT_BEAMS, batch_size: int = DEFAULT_SEARCH_BATCH, progress: bool = True,
@@ -94,7 +131,8 @@ class GenerativeRetriever:
         `num_beams` docids are generated per query (at least `k`) by `ddro.decoding.beam_search`;
         with the `share` policy a docid may add several documents, so a run can hold more than
         `num_beams` documents before the cut at `k`. `length_penalty=0` ranks by the docid's
-        sequence log-probability; other values divide it by `length ** length_penalty`.
+        sequence log-probability; other values divide it by `length ** length_penalty`. With
+        n-gram docids the beams are spans, and a document's score is SEAL's sum over the spans it holds.
         """
         from ddro.decoding.beam import beam_search
 
@@ -108,19 +146,10 @@ class GenerativeRetriever:
             with _inference(self.docid_model):
                 found = beam_search(model, inputs, num_beams=num_beams, max_new_tokens=self.max_new_tokens,
                                     decoder_start_token_id=self.docid_model.decoder_start_token_id,
-                                    trie=self.trie, length_penalty=length_penalty)
+                                    trie=self.constraint, length_penalty=length_penalty)
             sequences, scores = found.sequences.cpu().numpy(), found.scores.cpu().numpy()
             for q, query in enumerate(batch):
-                ranked: list[tuple[str, float]] = []
-                seen: set[str] = set()
-                for tokens, score in zip(sequences[q], scores[q]):
-                    if not np.isfinite(score):
-                        break
-                    for doc_id in self.docs_for(tokens[tokens >= 0]):
-                        if doc_id not in seen:
-                            seen.add(doc_id)
-                            ranked.append((doc_id, float(score)))
-                run[query.query_id] = ranked[:k]
+                run[query.query_id] = [(self.doc_ids[doc], score) for doc, score in self.ranking.rank(sequences[q], scores[q], k)]
         return run
 
     @torch.inference_mode()
@@ -128,8 +157,11 @@ class GenerativeRetriever:
         """Exhaustive scorer: `log p(d | q)` of every docid for every query, `[queries, documents]`.
 
         The exact ranking a beam search approaches; affordable for small corpora (one decoder
-        pass per docid per query).
+        pass per docid per query). N-gram docids have no such ranking: a document is every span.
         """
+        if self.docid_model.table.spans is not None:
+            raise DdroError("exhaustive scoring needs one docid per document; n-gram docids (scheme ngram) are "
+                            "any span, so search them with the beam search")
         model = self.docid_model.model
         device = next(model.parameters()).device
         labels = label_batch(torch.from_numpy(self.sequences), range(len(self.sequences))).to(device)

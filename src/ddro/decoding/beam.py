@@ -62,8 +62,9 @@ def beam_search(model, inputs: dict, *, num_beams: int, max_new_tokens: int, dec
                 trie=None, length_penalty: float = 0.0) -> BeamSearchResult:
     """Beam search of a seq2seq `model` over `inputs` (`input_ids`, `attention_mask`).
 
-    With a `trie` (over sequences that end in an end token) only its sequences are generated and a
-    hypothesis is finished when its tokens form a whole sequence; without one the search is
+    With a `trie` (a `DocidTrie` over sequences that end in an end token, or a `SpanIndex`, whose
+    sequences are the corpus' spans then EOS) only its sequences are generated and a hypothesis is
+    finished when its tokens form a whole sequence; without one the search is
     unconstrained and every beam runs `max_new_tokens` steps (the benchmark's baseline).
     """
     from transformers.modeling_outputs import BaseModelOutput
@@ -99,8 +100,8 @@ def beam_search(model, inputs: dict, *, num_beams: int, max_new_tokens: int, dec
         history = torch.cat([live_tokens.gather(1, parent[:, :, None].expand(-1, -1, step)), token[:, :, None]], 2)
         parent_rows = (torch.arange(batch, device=device)[:, None] * width + parent).reshape(-1)
         if constrained:
-            next_states = trie.advance(states[parent_rows], token.reshape(-1), step).view(batch, take)
-            complete = trie.is_complete(next_states.reshape(-1), step + 1).view(batch, take)
+            next_states = trie.advance(states[parent_rows], token.reshape(-1), step)
+            complete = trie.is_complete(next_states, step + 1).view(batch, take)
             complete &= torch.isfinite(top_scores)
             finishing = complete & (torch.arange(take, device=device) < k)
             normalized = top_scores / float(step + 1) ** length_penalty
@@ -118,7 +119,8 @@ def beam_search(model, inputs: dict, *, num_beams: int, max_new_tokens: int, dec
         live_tokens = history.gather(1, keep[:, :, None].expand(-1, -1, step + 1))
         last = token.gather(1, keep).reshape(-1)
         if constrained:
-            states = next_states.gather(1, keep).reshape(-1)
+            # Rows of the flat states: a trie's state is one int64, a span index's two.
+            states = next_states[(torch.arange(batch, device=device)[:, None] * take + keep).reshape(-1)]
             if step + 1 == max_new_tokens or _pools_final(done_scores, live_scores, step, max_new_tokens, length_penalty):
                 break
         rows = parent_rows.view(batch, take).gather(1, keep).reshape(-1)

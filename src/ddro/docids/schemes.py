@@ -7,7 +7,9 @@ reads, and the function that makes its docids. The kind decides how those become
   new tokens, collisions resolved with `<dup_k>` tokens;
 - `textual`: one string per document (`make(docs, config) -> strings`), cut by a tokenizer into its
   own tokens and ended with its EOS;
-- `atomic`: one new token per document (`make(docs, config) -> (codes, vocab)`), unique by construction.
+- `atomic`: one new token per document (`make(docs, config) -> (codes, vocab)`), unique by construction;
+- `spans`: any span of a document, in a tokenizer's own tokens (`make(scheme, collection, config) ->
+  DocidTable`, the table with its span index: `ddro.docids.ngram`).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ class SchemeKind(StrEnum):
     COMPUTED = "computed"
     TEXTUAL = "textual"
     ATOMIC = "atomic"
+    SPANS = "spans"
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,9 @@ class DocidConfig:
     max_tokens: int = 64
     url_rule: str = "paper"
     terms: int = 5
+    # n-gram docids
+    span_tokens: int = field(default=10, metadata={"help": "ngram: longest span generated (SEAL: 10)"})
+    span_doc_tokens: int = field(default=1024, metadata={"help": "ngram: tokens of a document indexed"})
     cache_dir: str | None = None
 
     def recorded(self) -> dict:
@@ -112,8 +118,12 @@ def _atomic_table(scheme: DocidScheme, collection, config: DocidConfig) -> Docid
     return DocidTable(scheme.name, doc_ids, codes, vocab, True, config.recorded(), None, [], config.collisions)
 
 
+def _spans_table(scheme: DocidScheme, collection, config: DocidConfig) -> DocidTable:
+    return scheme.make(scheme, collection, config)
+
+
 _TABLE_BUILDERS = {SchemeKind.COMPUTED: _computed_table, SchemeKind.TEXTUAL: _textual_table,
-                   SchemeKind.ATOMIC: _atomic_table}
+                   SchemeKind.ATOMIC: _atomic_table, SchemeKind.SPANS: _spans_table}
 
 
 # --- the built-in schemes (their modules load when a table is built, keeping `import ddro` light) ---
@@ -169,7 +179,14 @@ register_scheme(DocidScheme("title", SchemeKind.TEXTUAL, ("tokenizer", "max_toke
 register_scheme(DocidScheme("url", SchemeKind.TEXTUAL, ("tokenizer", "max_tokens", "url_rule"), _urls))
 register_scheme(DocidScheme("terms", SchemeKind.TEXTUAL, ("tokenizer", "max_tokens", "terms"), _terms))
 register_scheme(DocidScheme("naive", SchemeKind.TEXTUAL, ("tokenizer", "max_tokens"), _positions))
+def _ngrams(scheme, collection, config: DocidConfig) -> DocidTable:
+    from ddro.docids.ngram import spans_table
+
+    return spans_table(scheme, collection, config)
+
+
 register_scheme(DocidScheme("atomic", SchemeKind.ATOMIC, (), _one_token_each))
+register_scheme(DocidScheme("ngram", SchemeKind.SPANS, ("tokenizer", "span_tokens", "span_doc_tokens"), _ngrams))
 
 # The built-in schemes by kind (one registered later is in `DOCID_SCHEMES` only).
 SCHEMES = tuple(DOCID_SCHEMES)

@@ -9,7 +9,8 @@ each vocabulary string to its own token id when it loads the table. Two kinds of
 
 On disk a table is a folder of plain files (no pickle):
 `table.json` (metadata), `vocab.json` (token strings), `codes.npy` (int32, rows padded with -1),
-`docids.tsv` (doc id, docid string, tokens; for people and other tools) and `collisions.tsv`.
+`docids.tsv` (doc id, docid string, tokens; for people and other tools) and `collisions.tsv`;
+the `ngram` scheme adds its span index under `spans/` (`ddro.decoding.spans`).
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ DOCIDS_HEADER = ["doc_id", "docid_string", "tokens"]
 # schemes: the tokens of " k" for all but the first). `share` keeps the shared docid and the
 # reverse map lists every document of the group, in collection order.
 COLLISION_POLICIES = ("suffix", "share")
+# The folder of a table's span index (scheme `ngram`).
+SPANS_FOLDER = "spans"
 
 
 def dup_token(rank: int) -> str:
@@ -53,6 +56,8 @@ class DocidTable:
     strings: list[str] | None = None  # the docid as text, for tokenizer schemes
     collision_groups: list[list[int]] = field(default_factory=list)  # raw collisions, doc indices
     collision_policy: str = "suffix"
+    # The corpus' spans (`ddro.decoding.spans.SpanIndex`) of the `ngram` scheme, whose docids are any span.
+    spans: object | None = None
     _reverse: dict | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self):
@@ -130,6 +135,8 @@ class DocidTable:
             fh.write("group\tdoc_ids\n")
             for g, group in enumerate(self.collision_groups):
                 fh.write(f"{g}\t{' '.join(self.doc_ids[i] for i in group)}\n")
+        if self.spans is not None:
+            self.spans.save(folder / SPANS_FOLDER)
         write_checksums(folder)
 
     @classmethod
@@ -153,10 +160,18 @@ class DocidTable:
         if len(doc_ids) != len(codes):
             raise DdroError(f"{folder}: docids.tsv names {len(doc_ids)} documents but codes.npy has {len(codes)} rows")
         groups = _read_collisions(folder / "collisions.tsv", {d: i for i, d in enumerate(doc_ids)})
+        spans = None
+        if (folder / SPANS_FOLDER).is_dir():
+            from ddro.decoding.spans import SpanIndex
+
+            spans = SpanIndex.load(folder / SPANS_FOLDER)
+            if spans.n_docs != len(doc_ids) or spans.vocab_size != len(vocab):
+                raise DdroError(f"{folder / SPANS_FOLDER}: an index of {spans.n_docs} documents and {spans.vocab_size} "
+                                f"tokens beside a table of {len(doc_ids)} documents and {len(vocab)} tokens")
         return cls(
             scheme=meta["scheme"], doc_ids=doc_ids, codes=codes, vocab=vocab, new_tokens=meta["new_tokens"],
             options=meta.get("options", {}), strings=strings if not meta["new_tokens"] else None,
-            collision_groups=groups, collision_policy=meta.get("collision_policy", "suffix"),
+            collision_groups=groups, collision_policy=meta.get("collision_policy", "suffix"), spans=spans,
         )
 
 

@@ -118,7 +118,7 @@ class Preset:
 
         options = self.docid_plan.for_scheme(scheme) if scheme else self.docid_plan.for_documents(documents)
         tokenizer = get_architecture(self.architecture).docid_tokenizer(self.network)
-        if tokenizer is not None and get_scheme(options["scheme"]).kind == SchemeKind.TEXTUAL:
+        if tokenizer is not None and get_scheme(options["scheme"]).kind in (SchemeKind.TEXTUAL, SchemeKind.SPANS):
             options.setdefault("tokenizer", tokenizer)
         return options
 

@@ -22,7 +22,7 @@ from transformers import Trainer
 from transformers.trainer_utils import SaveStrategy, SchedulerType
 
 from ddro import distributed
-from ddro.batching import DocidCollator, token_rows
+from ddro.batching import DocidCollator, TokenRows, token_rows
 from ddro.models.presets import STAGES
 from ddro.precision import DEFAULT_PRECISION, autocast, check_precision
 from ddro.training.arguments import DdroTrainingArguments
@@ -33,17 +33,27 @@ from ddro.training.checkpoints import (latest_checkpoint, load_weights_strictly,
 class ExampleDataset(torch.utils.data.Dataset):
     """Examples tokenized once up front into flat arrays (`TokenRows`: 4 bytes a token, and 4 a
     document index); items carry `input_ids` so the Trainer can group examples of similar length
-    into batches (less padding: titles and queries are short)."""
+    into batches (less padding: titles and queries are short). With n-gram docids each example
+    also carries its `target`, the span of its document it learns (`ddro.docids.ngram.SpanTargets`,
+    drawn with `seed`)."""
 
-    def __init__(self, examples, docid_model):
+    def __init__(self, examples, docid_model, seed: int = 0):
         self.input_ids = token_rows(docid_model, [text for text, _ in examples])
         self.docs = np.fromiter((doc for _, doc in examples), dtype=np.int32, count=len(examples))
+        self.targets = None
+        if docid_model.table.spans is not None:
+            from ddro.docids.ngram import SpanTargets
+
+            self.targets = TokenRows(lambda part: part, SpanTargets(docid_model, seed).for_examples(examples))
 
     def __len__(self):
         return len(self.docs)
 
     def __getitem__(self, i):
-        return {"input_ids": self.input_ids[i], "doc": int(self.docs[i])}
+        item = {"input_ids": self.input_ids[i], "doc": int(self.docs[i])}
+        if self.targets is not None:
+            item["target"] = self.targets[i]
+        return item
 
 
 class DocidTrainer(Trainer):
@@ -163,7 +173,7 @@ def train_sft(docid_model, stage_examples: dict, preset, out_dir: Path, resume: 
         checkpoint = latest_checkpoint(stage_dir) if resume else None
         trainer = DocidTrainer(
             model=docid_model.model, args=config.for_stage(stage_dir, stage, preset.seed),
-            train_dataset=ExampleDataset(examples, docid_model), data_collator=DocidCollator(docid_model),
+            train_dataset=ExampleDataset(examples, docid_model, preset.seed), data_collator=DocidCollator(docid_model),
             encoder_lr_scale=docid_model.encoder_lr_scale(preset),
             precision=docid_model.precision, callbacks=training_callbacks(checkpoint),
         )
