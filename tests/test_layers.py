@@ -16,7 +16,7 @@ PACKAGE = Path(ddro.__file__).resolve().parent
 LAYERS = [
     ["ddro.errors", "ddro.leniency", "ddro.logs", "ddro.registry", "ddro.devices", "ddro.precision", "ddro.distributed",
      "ddro.outputs", "ddro.runs", "ddro.collections.textio", "ddro.texts", "ddro.manifest"],
-    ["ddro.collections", "ddro.docids", "ddro.decoding", "ddro.batching", "ddro.scoring"],
+    ["ddro.collections", "ddro.docids", "ddro.decoding", "ddro.span_ranking", "ddro.batching", "ddro.scoring"],
     ["ddro.models", "ddro.bm25", "ddro.dense", "ddro.evaluation"],
     ["ddro.retrieval", "ddro.released", "ddro.querysets", "ddro.teacher"],
     ["ddro.training"],

@@ -22,10 +22,10 @@ def collection(tmp_path_factory):
 
 
 def test_scheme_lists_derive_from_the_registry():
-    assert scheme_registry.SCHEMES == ("pq", "rq", "hkmeans", "title", "url", "terms", "naive", "atomic")
+    assert scheme_registry.SCHEMES == ("pq", "rq", "hkmeans", "title", "url", "terms", "naive", "atomic", "ngram")
     assert scheme_registry.COMPUTED == ("pq", "rq", "hkmeans")
     assert scheme_registry.TEXTUAL == ("title", "url", "terms", "naive")
-    assert get_scheme("atomic").kind == SchemeKind.ATOMIC
+    assert get_scheme("atomic").kind == SchemeKind.ATOMIC and get_scheme("ngram").kind == SchemeKind.SPANS
     with pytest.raises(DdroError, match="unknown docid scheme"):
         get_scheme("nope")
     with pytest.raises(ValueError, match="registered already"):
