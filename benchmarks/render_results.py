@@ -10,7 +10,8 @@ between the two markers is generated. Sources:
   (the exact command, one line). Every folder present is rendered, in `RUN_ORDER` first.
 - `results/baselines.jsonl`, `results/docid-ceiling-minilm.jsonl`, `results/decoding-*.json`,
   `results/trie-scale-*.json`, `results/scale-*.json`, `results/kmeans-choice-*.jsonl`,
-  `results/service-load-*.json`: benchmark outputs; `results/commands.json` names the command that
+  `results/service-load-*.json`, `results/span-index-*.json`: benchmark outputs; `results/ngram/<name>/`:
+  `ddro run --scheme ngram` folders, as `runs/` holds them; `results/commands.json` names the command that
   wrote each file.
 """
 
@@ -25,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path("benchmarks/results")
 TARGETS = (Path("README.md"), Path("docs/results.md"), Path("docs/decoding.md"), Path("docs/scaling.md"),
-           Path("docs/serving.md"))
+           Path("docs/serving.md"), Path("docs/experiments.md"))
 MARKER = re.compile(r"(<!-- table:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /table -->)", re.S)
 
 RUN_ORDER = ("cranfield", "npl", "lisa-bare")
@@ -338,6 +339,50 @@ def service_load_table(results: Path) -> str:
     return table(header, rows) + "\n" + commands_block(used)
 
 
+def ngram_table(results: Path) -> str:
+    """Each `results/ngram/<name>/` run (`--scheme ngram`) beside BM25 and the fixed docids of `results/runs/<collection>/`."""
+    folder = results / "ngram"
+    runs = [Run(p) for p in sorted(folder.iterdir()) if (p / "metrics.json").is_file()] if folder.is_dir() else []
+    if not runs:
+        return missing("benchmarks/results/ngram/")
+    fixed = {run.metrics["collection"]: run for run in load_runs(results)}
+    measures = ("RR@10", "nDCG@10", "R@100")
+    rows = []
+    for run in runs:
+        systems = run.metrics["systems"]
+        rows.append([run.label, "BM25", "", *(number(systems["bm25"].get(m)) for m in measures)])
+        base = fixed.get(run.metrics["collection"])
+        if base is not None:
+            shape = docid_shape(base.config.get("docids", {}), base.metrics.get("scheme", "?"))
+            rows += [[run.label, SYSTEM_LABELS[s], shape, *(number(base.metrics["systems"][s].get(m)) for m in measures)]
+                     for s in ("sft", "ddro")]
+        rows += [[run.label, SYSTEM_LABELS[s], "ngram", *(number(systems[s].get(m)) for m in measures)]
+                 for s in ("sft", "ddro")]
+    commands = [run.command for run in runs] + [base.command for base in fixed.values()
+                                                if base.metrics["collection"] in {r.metrics["collection"] for r in runs}]
+    return table(["collection (test queries)", "system", "docids", *measures], rows) + "\n" + commands_block(commands)
+
+
+def span_index_table(results: Path) -> str:
+    files = sorted(results.glob("span-index-*.json"), key=lambda p: p.stem)
+    if not files:
+        return missing("benchmarks/results/span-index-*.json")
+    commands = load_commands(results)
+    header = ["collection", "tokens", "index MB", "index build s", "fm-index build s", "beams",
+              "queries/s ngram", "queries/s trie", "constraint ms a step, ngram / trie", "ratio"]
+    rows, used = [], []
+    for path in files:
+        r = json.loads(path.read_text())
+        for beams, search in r["searches"].items():
+            ngram, trie = search["ngram"], search["trie"]
+            rows.append([r["collection"], f"{r['tokens']:,}", f"{r['index_mb']:.1f}", f"{r['index_build_seconds']:.2f}",
+                         f"{r['fm_index_build_seconds']:.2f}", beams, f"{ngram['queries_per_second']:.1f}",
+                         f"{trie['queries_per_second']:.1f} ({trie['scheme']})",
+                         f"{ngram['mean_step_ms']:.2f} / {trie['mean_step_ms']:.2f}", f"{search['step_ratio']:.1f}"])
+        used += commands.get(path.name, [])
+    return table(header, rows) + "\n" + commands_block(used)
+
+
 TABLES = {
     "headline": headline_table,
     "runs": runs_table,
@@ -350,6 +395,8 @@ TABLES = {
     "scale": scale_table,
     "kmeans-choice": kmeans_choice_table,
     "service-load": service_load_table,
+    "ngram": ngram_table,
+    "span-index": span_index_table,
 }
 
 

@@ -1,10 +1,11 @@
-"""Trie-constrained beam search whose per-step work is a handful of batched tensor operations.
+"""Constrained beam search whose per-step work is a handful of batched tensor operations.
 
 transformers' `prefix_allowed_tokens_fn` calls Python once per beam per step and re-reads each
-prefix. Here every beam carries its `DocidTrie` state (one int64) from step to step: a step runs
-the decoder once on all beams of all queries (KV cache), takes the allowed tokens of every state
-in one `DocidTrie.allowed` call, scatters the allowed log-probabilities into a `-inf` score
-table, picks the next beams with one `topk` per query and advances the states of the winners.
+prefix. Here every beam carries its constraint's state from step to step (a `DocidTrie` state is
+one int64, a `SpanIndex` state two): a step runs the decoder once on all beams of all queries (KV
+cache), takes the allowed tokens of every state in one `allowed` call, scatters the allowed
+log-probabilities into a `-inf` score table, picks the next beams with one `topk` per query and
+advances the states of the winners.
 
 The search follows transformers' beam search (`early_stopping=False`) so that both return the
 same hypotheses: of the `2 * num_beams` best candidates per query, those that complete a docid
@@ -90,7 +91,9 @@ def beam_search(model, inputs: dict, *, num_beams: int, max_new_tokens: int, dec
         if constrained:
             rows, tokens = trie.allowed(states, step)
             candidates = torch.full_like(logp, float("-inf"))
-            candidates[rows, tokens] = logp[rows, tokens]
+            # Flat index_select / index_copy_: a few times faster than `[rows, tokens]` indexing on CPU.
+            flat = rows * vocab + tokens
+            candidates.view(-1).index_copy_(0, flat, logp.view(-1).index_select(0, flat))
         else:
             candidates = logp
         candidates = (candidates + live_scores.reshape(-1, 1)).view(batch, width * vocab)

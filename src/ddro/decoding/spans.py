@@ -151,7 +151,7 @@ class SpanIndex:
         if not len(self.node_key):
             return torch.zeros_like(lo), torch.zeros_like(live)
         index = torch.searchsorted(t["node_key"], keys).clamp(max=len(self.node_key) - 1)
-        return index, live & (t["node_key"][index] == keys)
+        return index, live & (_gather(t["node_key"], index) == keys)
 
     def _window(self, t, lo, hi, depth: int):
         """The next codes plus one of the first `window` suffixes of each range ([states, window],
@@ -161,7 +161,7 @@ class SpanIndex:
         offsets = torch.arange(self.window, device=lo.device)
         valid = offsets < (hi - lo)[:, None]
         rows = (lo.clamp(min=0)[:, None] + offsets).clamp(max=max(self.n - 1, 0))
-        values = t["text"][t["suffix_array"][rows].to(torch.int64) + depth].to(torch.int64)
+        values = _gather(t["text"], _gather(t["suffix_array"], rows).to(torch.int64) + depth).to(torch.int64)
         return values, valid
 
     def allowed(self, states, depth: int):
@@ -173,19 +173,19 @@ class SpanIndex:
         live = (lo >= 0) & (hi > lo)
         extend = live & (depth < self.max_tokens)
         node, has_node = self._node_of(t, lo, depth, extend)
-        starts = t["node_edge_start"][node]
-        counts = torch.where(has_node, t["node_edge_start"][node + 1] - starts, 0)
+        starts = _gather(t["node_edge_start"], node)
+        counts = torch.where(has_node, _gather(t["node_edge_start"], node + 1) - starts, 0)
         total = int(counts.sum())
         owner = torch.repeat_interleave(torch.arange(len(states), device=states.device), counts, output_size=total)
         first = torch.repeat_interleave(starts - (torch.cumsum(counts, 0) - counts), counts, output_size=total)
-        node_codes = t["edge_key"][first + torch.arange(total, device=states.device)] % (self.vocab_size + 1)
+        node_codes = _gather(t["edge_key"], first + torch.arange(total, device=states.device)) % (self.vocab_size + 1)
         values, valid = self._window(t, lo, hi, depth)
         previous = torch.cat([torch.zeros_like(values[:, :1]), values[:, :-1]], 1)
         distinct = valid & (values > 0) & (values != previous) & (extend & ~has_node)[:, None]
         rows, cols = torch.nonzero(distinct, as_tuple=True)
         eos_rows = torch.nonzero(live & (depth >= self.min_tokens)).flatten()
         codes = torch.cat([node_codes, values[rows, cols]]) - 1
-        tokens = torch.cat([t["token_ids"][codes], torch.full_like(eos_rows, self._decoder[2])])
+        tokens = torch.cat([_gather(t["token_ids"], codes), torch.full_like(eos_rows, self._decoder[2])])
         return torch.cat([owner, rows, eos_rows]), tokens
 
     def advance(self, states, tokens, depth: int):
@@ -196,15 +196,15 @@ class SpanIndex:
         lo, hi = states[:, 0], states[:, 1]
         tokens = tokens.to(torch.int64)
         live = (lo >= 0) & (hi > lo)
-        code = t["code_of"][tokens.clamp(0, len(t["code_of"]) - 1)]
+        code = _gather(t["code_of"], tokens.clamp(0, len(t["code_of"]) - 1))
         extend = live & (depth < self.max_tokens) & (code >= 0)
         value = code + 1
         node, has_node = self._node_of(t, lo, depth, extend)
         if len(self.edge_key):
             keys = node * (self.vocab_size + 1) + value
             index = torch.searchsorted(t["edge_key"], keys).clamp(max=len(self.edge_key) - 1)
-            found = has_node & (t["edge_key"][index] == keys)
-            node_lo, node_hi = t["edge_lo"][index].to(torch.int64), t["edge_hi"][index].to(torch.int64)
+            found = has_node & (_gather(t["edge_key"], index) == keys)
+            node_lo, node_hi = _gather(t["edge_lo"], index).to(torch.int64), _gather(t["edge_hi"], index).to(torch.int64)
         else:
             found, node_lo, node_hi = has_node, lo, lo
         values, valid = self._window(t, lo, hi, depth)
@@ -249,6 +249,11 @@ class SpanIndex:
         how many occurrences each holds."""
         positions = self.suffix_array[lo:hi].astype(np.int64)
         return np.unique(np.searchsorted(self.doc_starts, positions, "right") - 1, return_counts=True)
+
+
+def _gather(table, index):
+    """`table[index]` for a 1-D table: `index_select` is several times faster than indexing on CPU."""
+    return table.index_select(0, index.reshape(-1)).view(index.shape)
 
 
 def _nodes(text, suffix_array, lcp, vocab_size: int, max_tokens: int, window: int) -> dict:
