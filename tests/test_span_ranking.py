@@ -47,18 +47,22 @@ def test_document_scores_on_a_small_example_by_hand():
     assert scores == pytest.approx({0: 6.0, 1: 4.0 + 1.0 * (0.2 + 0.8 * 0.5)})
 
 
-def test_ranking_matches_a_plain_implementation_on_random_corpora():
-    kinds = [ranking_matches_a_plain_implementation(seed) for seed in range(6)]
-    # Some corpus had documents SEAL scores above 0 and others it scores 0: both orders were checked.
-    assert any(positive and zero for positive, zero in kinds), kinds
+@pytest.mark.parametrize("prefixes", [False, True], ids=["whole spans", "every prefix"])
+def test_ranking_matches_a_plain_implementation_on_random_corpora(prefixes):
+    kinds = [ranking_matches_a_plain_implementation(seed, prefixes) for seed in range(6)]
+    # Some corpus had documents SEAL scores above 0 and others it scores 0, so both orders were
+    # checked (with every prefix an n-gram, a document holding a hypothesis rarely scores 0: the
+    # whole-span runs check that order).
+    assert any(positive and (zero or prefixes) for positive, zero in kinds), kinds
 
 
-def ranking_matches_a_plain_implementation(seed):
+def ranking_matches_a_plain_implementation(seed, prefixes: bool):
     rng = np.random.default_rng(seed)
     vocab = 5
     documents, codes, offsets = random_corpus(rng, vocab, 10, 25)
     index = index_for(codes, offsets, vocab, 4, window=2)
-    # Hypotheses as a beam search returns them: spans of the corpus then EOS, scores best first, -inf after.
+    # Hypotheses as a beam search returns them: spans of the corpus then EOS, scores best first, -inf
+    # after; each token's cumulative score for the prefixes (the last one is EOS's: the whole score).
     spans = []
     while len(spans) < 6:
         doc = documents[int(rng.integers(len(documents)))]
@@ -67,26 +71,37 @@ def ranking_matches_a_plain_implementation(seed):
             span = tuple(int(c) for c in doc[start:start + length])
             if span not in spans:
                 spans.append(span)
-    logprobs = np.sort(rng.uniform(-9, -0.05, size=len(spans)))[::-1]
-    sequences = np.full((len(spans) + 1, 5), -1)
-    for i, span in enumerate(spans):
+    cumulative = [np.cumsum(rng.uniform(-3.0, -0.01, size=len(span) + 1)) for span in spans]
+    order = np.argsort([-c[-1] for c in cumulative], kind="stable")
+    spans, cumulative = [spans[i] for i in order], [cumulative[i] for i in order]
+    sequences, prefix_scores = np.full((len(spans) + 1, 5), -1), np.full((len(spans) + 1, 5), -np.inf)
+    for i, (span, sums) in enumerate(zip(spans, cumulative)):
         sequences[i, : len(span) + 1] = [c + OFFSET for c in span] + [EOS]
-    scores = np.append(logprobs, -np.inf)
-    got = SpanRanking(index, EOS).rank(sequences, scores, k=10)
+        prefix_scores[i, : len(span) + 1] = sums
+    scores = np.append([c[-1] for c in cumulative], -np.inf)
+    got = SpanRanking(index, EOS).rank(sequences, scores, 10, prefix_scores if prefixes else None)
 
+    # The n-grams: every prefix at the best probability any hypothesis gives it, or each whole span.
+    ngrams = {}
+    for span, sums in zip(spans, cumulative):
+        for length in range(1, len(span) + 1) if prefixes else [len(span)]:
+            logprob = sums[length - 1] if prefixes else sums[-1]
+            ngrams[span[:length]] = max(ngrams.get(span[:length], -np.inf), logprob)
     tokens = sum(len(d) for d in documents)
-    per_doc, best = {}, {}
-    for span, logprob in zip(spans, logprobs):
-        weight = plain_weight(logprob, len(occurrences(documents, span)), tokens)
-        for doc in {d for d, _ in occurrences(documents, span)}:
-            per_doc.setdefault(doc, []).append(([c + OFFSET for c in span], weight))
-            best[doc] = max(best.get(doc, -np.inf), logprob)
-    want = {doc: plain_document_score(sw) for doc, sw in per_doc.items()}
-    # SEAL's order, then the documents it scores 0 by their likeliest span.
-    want = sorted(want.items(), key=lambda ds: (-ds[1], -best[ds[0]], ds[0]))[:10]
-    assert [d for d, _ in got] == [d for d, _ in want]
-    assert [s for _, s in got] == pytest.approx([s for _, s in want])
-    return any(s > 0 for _, s in want), any(s == 0 for _, s in want)
+    per_doc = {}
+    for gram, logprob in ngrams.items():
+        weight = plain_weight(logprob, len(occurrences(documents, gram)), tokens)
+        for doc in {d for d, _ in occurrences(documents, gram)}:
+            per_doc.setdefault(doc, []).append(([c + OFFSET for c in gram], weight))
+    scored = {doc: plain_document_score(sw) for doc, sw in per_doc.items()}
+    want = sorted((d for d in scored if scored[d] > 0), key=lambda d: (-scored[d], d))
+    # Then the documents holding a whole hypothesis that scored 0, in the hypotheses' order.
+    for span in spans:
+        want += sorted({d for d, _ in occurrences(documents, span)} - set(want))
+    want = want[:10]
+    assert [d for d, _ in got] == want
+    assert [s for _, s in got] == pytest.approx([scored.get(d, 0.0) for d in want])
+    return any(scored.get(d, 0) > 0 for d in want), any(scored.get(d, 0) == 0 for d in want)
 
 
 def test_no_hypothesis_ranks_no_document():

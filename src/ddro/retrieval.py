@@ -66,7 +66,8 @@ class DocidRanking:
     def documents(self, tokens) -> list[int]:
         return self._docs_of.get(tuple(int(t) for t in tokens), [])
 
-    def rank(self, sequences: np.ndarray, scores: np.ndarray, k: int) -> list[tuple[int, float]]:
+    def rank(self, sequences: np.ndarray, scores: np.ndarray, k: int, prefix_scores=None) -> list[tuple[int, float]]:
+        """Each docid's documents in the hypotheses' order (`prefix_scores` is not used: a docid is whole)."""
         ranked: list[tuple[int, float]] = []
         seen: set[int] = set()
         for tokens, score in zip(sequences, scores):
@@ -148,8 +149,10 @@ class GenerativeRetriever:
                                     decoder_start_token_id=self.docid_model.decoder_start_token_id,
                                     trie=self.constraint, length_penalty=length_penalty)
             sequences, scores = found.sequences.cpu().numpy(), found.scores.cpu().numpy()
+            prefixes = found.prefix_scores.cpu().numpy()
             for q, query in enumerate(batch):
-                run[query.query_id] = [(self.doc_ids[doc], score) for doc, score in self.ranking.rank(sequences[q], scores[q], k)]
+                ranked = self.ranking.rank(sequences[q], scores[q], k, prefixes[q])
+                run[query.query_id] = [(self.doc_ids[doc], score) for doc, score in ranked]
         return run
 
     @torch.inference_mode()

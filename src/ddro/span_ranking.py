@@ -13,12 +13,14 @@ those already counted:
 
     W(d, q) = sum_i w(n_i, q) * (1 - beta + beta * |set(n_i) - (set(n_1) | ... | set(n_{i-1}))| / |set(n_i)|).
 
-SEAL's defaults: `alpha = 2`, `beta = 0.8`, `smoothing = 5`. The candidates are the documents that
-contain at least one generated span (all its occurrences: no cut at a number of hits, which SEAL
-makes at 1,500). Those that SEAL scores 0, because each of their spans is no likelier given the
-query than in the corpus, follow the others, by their likeliest span's log-probability (SEAL
-drops them; an undertrained model generates few spans of positive weight, and these still say
-more than nothing); then collection order. A run ranks fewer than `k` documents when fewer
+SEAL's defaults: `alpha = 2`, `beta = 0.8`, `smoothing = 5`. The spans are every prefix of every
+hypothesis the search returns, each with its own probability (the sum of log-probabilities up to
+its last token), as SEAL scores the partial hypotheses of its search too. The candidates are the
+documents that contain a span of positive weight (all its occurrences: no cut at a number of hits,
+which SEAL makes at 1,500), ties in collection order. The documents that hold a whole hypothesis
+but score 0 (each of their spans no likelier given the query than in the corpus) follow, in the
+hypotheses' order: SEAL drops them, but an undertrained model generates few spans of positive
+weight, and these still say more than nothing. A run ranks fewer than `k` documents when fewer
 contain a generated span.
 """
 
@@ -65,25 +67,43 @@ class SpanRanking:
     def __init__(self, spans, eos_token_id: int, scoring: SealScoring | None = None):
         self.spans, self.eos, self.scoring = spans, eos_token_id, scoring or SealScoring()
 
-    def rank(self, sequences: np.ndarray, scores: np.ndarray, k: int) -> list[tuple[int, float]]:
+    def rank(self, sequences: np.ndarray, scores: np.ndarray, k: int,
+             prefix_scores: np.ndarray | None = None) -> list[tuple[int, float]]:
+        """Documents for one query's hypotheses (`sequences` [beams, length], -1 after EOS; `scores`
+        best first, -inf for none). With `prefix_scores` (the beam search's sums of log-probabilities
+        up to each token) every prefix of a hypothesis is an n-gram with its own probability, as in
+        SEAL, which scores the partial hypotheses its beam search went through; else each whole span."""
         import torch
 
-        found = [(tuple(int(t) for t in row[row >= 0] if t != self.eos), float(s))
-                 for row, s in zip(sequences, scores) if np.isfinite(s)]
-        if not found:
+        hypotheses = [(tuple(int(t) for t in row[row >= 0] if t != self.eos), i)
+                      for i, (row, s) in enumerate(zip(sequences, scores)) if np.isfinite(s)]
+        if not hypotheses:
             return []
-        width = max(len(span) for span, _ in found)
-        padded = np.full((len(found), width), -1, dtype=np.int64)
-        for i, (span, _) in enumerate(found):
-            padded[i, : len(span)] = span
+        ngrams: dict[tuple[int, ...], float] = {}
+        for span, i in hypotheses:
+            if prefix_scores is None:
+                ngrams.setdefault(span, float(scores[i]))
+            for length in range(1, len(span) + 1) if prefix_scores is not None else ():
+                ngrams[span[:length]] = max(ngrams.get(span[:length], -np.inf), float(prefix_scores[i, length - 1]))
+        grams = list(ngrams)
+        padded = np.full((len(grams), max(map(len, grams))), -1, dtype=np.int64)
+        for row, gram in enumerate(grams):
+            padded[row, : len(gram)] = gram
         states = self.spans.walk(torch.from_numpy(padded)).numpy()
-        logprobs = np.array([s for _, s in found])
-        weights = self.scoring.span_weights(logprobs, states[:, 1] - states[:, 0], self.spans.n_tokens)
-        documents = [self.spans.documents_in(int(lo), int(hi))[0] for lo, hi in states]
-        doc_scores = self.scoring.document_scores([span for span, _ in found], weights, documents)
-        best = {}  # each candidate's most likely span (the hypotheses come best first)
-        for docs, logprob in zip(documents, logprobs):
-            for doc in docs.tolist():
-                best.setdefault(doc, logprob)
-        ranked = sorted(best, key=lambda doc: (-doc_scores.get(doc, 0.0), -best[doc], doc))
+        weights = self.scoring.span_weights(np.array([ngrams[g] for g in grams]), states[:, 1] - states[:, 0],
+                                            self.spans.n_tokens)
+        range_of = dict(zip(grams, map(tuple, states)))
+        documents = [self.spans.documents_in(*map(int, range_of[g]))[0] if w > 0 else np.zeros(0, dtype=np.int64)
+                     for g, w in zip(grams, weights)]
+        doc_scores = self.scoring.document_scores(grams, weights, documents)
+        ranked = sorted(doc_scores, key=lambda doc: (-doc_scores[doc], doc))
+        # Then the documents that hold a whole hypothesis and scored 0, in the hypotheses' order.
+        chosen = set(ranked)
+        for span, _ in hypotheses:
+            for doc in self.spans.documents_in(*map(int, range_of[span]))[0].tolist():
+                if doc not in chosen:
+                    chosen.add(doc)
+                    ranked.append(doc)
+            if len(ranked) >= k:
+                break
         return [(doc, doc_scores.get(doc, 0.0)) for doc in ranked[:k]]

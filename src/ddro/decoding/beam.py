@@ -38,6 +38,9 @@ class BeamSearchResult:
 
     sequences: torch.Tensor
     scores: torch.Tensor
+    # Constrained searches: [batch, beams, length] the sum of log-probabilities up to each token of
+    # a hypothesis (its prefixes' scores, which n-gram docids rank by), -inf after its end.
+    prefix_scores: torch.Tensor | None = None
 
 
 def _cache_argument(model) -> str:
@@ -79,10 +82,12 @@ def beam_search(model, inputs: dict, *, num_beams: int, max_new_tokens: int, dec
     width = 1
     live_scores = torch.zeros(batch, 1, device=device)
     live_tokens = torch.zeros(batch, 1, 0, dtype=torch.long, device=device)
+    live_prefix = torch.zeros(batch, 1, 0, device=device)
     last = torch.full((batch,), decoder_start_token_id, dtype=torch.long, device=device)
     states = trie.root_states(batch, device) if constrained else None
     done_scores = torch.full((batch, k), float("-inf"), device=device)
     done_tokens = torch.full((batch, k, max_new_tokens), PAD, dtype=torch.long, device=device)
+    done_prefix = torch.full((batch, k, max_new_tokens), float("-inf"), device=device)
     cache, cache_name = None, _cache_argument(model)
     encoder_outputs, mask_rows = BaseModelOutput(last_hidden_state=hidden), attention_mask
     for step in range(max_new_tokens):
@@ -101,6 +106,8 @@ def beam_search(model, inputs: dict, *, num_beams: int, max_new_tokens: int, dec
         top_scores, top_index = candidates.topk(take, dim=1)
         parent, token = top_index // vocab, top_index % vocab
         history = torch.cat([live_tokens.gather(1, parent[:, :, None].expand(-1, -1, step)), token[:, :, None]], 2)
+        prefix_history = torch.cat([live_prefix.gather(1, parent[:, :, None].expand(-1, -1, step)),
+                                    top_scores[:, :, None]], 2)
         parent_rows = (torch.arange(batch, device=device)[:, None] * width + parent).reshape(-1)
         if constrained:
             next_states = trie.advance(states[parent_rows], token.reshape(-1), step)
@@ -111,8 +118,11 @@ def beam_search(model, inputs: dict, *, num_beams: int, max_new_tokens: int, dec
             pool = torch.cat([done_scores, torch.where(finishing, normalized, float("-inf"))], 1)
             padded = torch.full((batch, take, max_new_tokens), PAD, dtype=torch.long, device=device)
             padded[:, :, : step + 1] = history
+            padded_prefix = torch.full((batch, take, max_new_tokens), float("-inf"), device=device)
+            padded_prefix[:, :, : step + 1] = prefix_history
             done_scores, best = pool.topk(k, dim=1)
             done_tokens = torch.cat([done_tokens, padded], 1).gather(1, best[:, :, None].expand(-1, -1, max_new_tokens))
+            done_prefix = torch.cat([done_prefix, padded_prefix], 1).gather(1, best[:, :, None].expand(-1, -1, max_new_tokens))
             keep = torch.where(complete, float("-inf"), top_scores).topk(min(k, take), dim=1).indices
         else:
             keep = torch.arange(take, device=device).expand(batch, -1)
@@ -120,6 +130,7 @@ def beam_search(model, inputs: dict, *, num_beams: int, max_new_tokens: int, dec
         width = keep.shape[1]
         live_scores = top_scores.gather(1, keep)
         live_tokens = history.gather(1, keep[:, :, None].expand(-1, -1, step + 1))
+        live_prefix = prefix_history.gather(1, keep[:, :, None].expand(-1, -1, step + 1))
         last = token.gather(1, keep).reshape(-1)
         if constrained:
             # Rows of the flat states: a trie's state is one int64, a span index's two.
@@ -134,7 +145,7 @@ def beam_search(model, inputs: dict, *, num_beams: int, max_new_tokens: int, dec
             mask_rows = attention_mask.index_select(0, query_of_row)
     if not constrained:
         return BeamSearchResult(live_tokens, live_scores)
-    return BeamSearchResult(done_tokens, done_scores)
+    return BeamSearchResult(done_tokens, done_scores, done_prefix)
 
 
 def _pools_final(done_scores, live_scores, step: int, max_new_tokens: int, length_penalty: float) -> bool:

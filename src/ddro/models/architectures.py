@@ -6,6 +6,7 @@ table's vocabulary entry i, and each docid is its tokens followed by the decoder
 - `minilm-warm`: all-MiniLM-L6-v2 (offline) as encoder, a small BERT-style decoder with
   cross-attention over a vocabulary of only the docid tokens (plus pad, EOS, start). Only the top
   `trainable_encoder_layers` of the encoder train, at `encoder_lr_scale` times the learning rate.
+  N-gram docids, written in MiniLM's own tokens, start their decoder rows from MiniLM's embeddings.
 - `t5-scratch`: T5 from random weights with a BPE tokenizer trained on the collection; the
   docid tokens are appended to the vocabulary (shared embeddings, as the paper extends T5's).
 - `pretrained`: any Hugging Face seq2seq checkpoint (`t5-base`, a local path). Text docid tokens
@@ -99,6 +100,8 @@ def _minilm_warm(preset, table: DocidTable, corpus_texts) -> BuiltModel:
         add_cross_attention=True, pad_token_id=0, bos_token_id=2, eos_token_id=1,
         max_position_embeddings=int(table.lengths.max()) + 8, tie_word_embeddings=settings.tie_output,
     ))
+    if table.spans is not None:
+        _start_from_encoder_rows(decoder, encoder, tokenizer, table, docid_ids)
     model = EncoderDecoderModel(encoder=encoder, decoder=decoder)
     model.config.decoder_start_token_id, model.config.pad_token_id, model.config.eos_token_id = 2, 0, 1
     model.generation_config.decoder_start_token_id = 2
@@ -108,6 +111,18 @@ def _minilm_warm(preset, table: DocidTable, corpus_texts) -> BuiltModel:
     for module in [encoder.embeddings, *layers[: max(frozen, 0)]]:
         module.requires_grad_(False)
     return BuiltModel(model, tokenizer, docid_ids, 1, 2)
+
+
+def _start_from_encoder_rows(decoder, encoder, tokenizer, table: DocidTable, docid_ids) -> None:
+    """N-gram docids are spans of the collection in the encoder's own tokens: each token's decoder row
+    (the tied output row too) starts as the encoder's embedding of that token, so that the decoder
+    can score the tokens it reads in the query from the start (SEAL's BART shares them likewise)."""
+    import torch
+
+    own = tokenizer.convert_tokens_to_ids(table.vocab)
+    source = encoder.get_input_embeddings().weight
+    with torch.no_grad():
+        decoder.get_input_embeddings().weight[torch.as_tensor(docid_ids)] = source[torch.as_tensor(own)]
 
 
 def _t5_scratch(preset, table: DocidTable, corpus_texts) -> BuiltModel:
