@@ -120,6 +120,24 @@ def test_length_penalty_divides_by_the_length(t5_case):
         assert torch.all(finite[:-1] >= finite[1:])
 
 
+def test_prefix_scores_are_the_teacher_forced_scores_of_each_prefix(t5_case):
+    """What n-gram docids rank by: the sum of log-probabilities up to each token of a hypothesis."""
+    model, seqs, inputs = t5_case
+    out = beam_search(model, inputs, num_beams=5, max_new_tokens=seqs.shape[1], decoder_start_token_id=0,
+                      trie=DocidTrie(seqs, 64))
+    one = {name: t[:1] for name, t in inputs.items()}
+    checked = 0
+    for tokens, score, prefix in zip(out.sequences[0].cpu().numpy(), out.scores[0].cpu(), out.prefix_scores[0].cpu()):
+        length = int((tokens >= 0).sum())
+        assert torch.isneginf(prefix[length:]).all() and torch.isclose(prefix[length - 1], score, atol=1e-5)
+        rows = np.full((length, length), -1)
+        for end in range(1, length + 1):
+            rows[end - 1, :end] = tokens[:end]
+        assert torch.allclose(prefix[:length], _teacher_forced(model, one, rows).cpu(), atol=1e-4)
+        checked += 1
+    assert checked == 5
+
+
 def test_unconstrained_search_runs_every_step_and_scores_its_tokens(t5_case):
     model, _, inputs = t5_case
     out = beam_search(model, inputs, num_beams=4, max_new_tokens=3, decoder_start_token_id=0)

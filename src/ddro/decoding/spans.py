@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ddro.decoding.trie import gather
 from ddro.errors import DdroError
 
 # Ranges of at most this many suffixes are read whole in a step instead of precomputed: 8 measured
@@ -66,7 +67,7 @@ class SpanIndex:
         text[:n][body] = codes + 1
         suffix_array = divsufsort(text[:n]).astype(dtype)
         # lcp[i]: the common prefix length of suffixes i - 1 and i (-1 before the first).
-        lcp = np.concatenate([[-1], kasai(text[:n], suffix_array)[:-1]]).astype(np.int64)
+        lcp = np.concatenate([np.full(1, -1, dtype=np.int32), kasai(text[:n], suffix_array)[:-1].astype(np.int32)])
         arrays = {"text": text, "suffix_array": suffix_array, "doc_starts": doc_starts.astype(dtype)}
         arrays |= _nodes(text, suffix_array, lcp, vocab_size, max_tokens, window)
         return cls(arrays, vocab_size, max_tokens, window)
@@ -143,15 +144,19 @@ class SpanIndex:
         root = torch.tensor([0, self.n], dtype=torch.int64, device=device)
         return root.expand(batch_size, 2).clone()
 
-    def _node_of(self, t, lo, depth: int, live):
-        """Each state's node index (its range is precomputed) and whether it has one."""
+    def _split(self, t, lo, depth: int, extend):
+        """Of the states to extend: those whose range is a node (their indices and the nodes'), and
+        those read whole. Each part is processed alone (on CPU a few small operations are cheaper
+        than one computation masked over every state)."""
         import torch
 
-        keys = depth * (self.n + 1) + lo.clamp(min=0)
-        if not len(self.node_key):
-            return torch.zeros_like(lo), torch.zeros_like(live)
-        index = torch.searchsorted(t["node_key"], keys).clamp(max=len(self.node_key) - 1)
-        return index, live & (_gather(t["node_key"], index) == keys)
+        rows = torch.nonzero(extend).flatten()
+        if not len(self.node_key) or not len(rows):
+            return rows[:0], rows[:0], rows
+        keys = depth * (self.n + 1) + lo.index_select(0, rows)
+        index = torch.searchsorted(t["node_key"], keys).clamp_(max=len(self.node_key) - 1)
+        has_node = gather(t["node_key"], index) == keys
+        return rows[has_node], index[has_node], rows[~has_node]
 
     def _window(self, t, lo, hi, depth: int):
         """The next codes plus one of the first `window` suffixes of each range ([states, window],
@@ -160,8 +165,8 @@ class SpanIndex:
 
         offsets = torch.arange(self.window, device=lo.device)
         valid = offsets < (hi - lo)[:, None]
-        rows = (lo.clamp(min=0)[:, None] + offsets).clamp(max=max(self.n - 1, 0))
-        values = _gather(t["text"], _gather(t["suffix_array"], rows).to(torch.int64) + depth).to(torch.int64)
+        rows = (lo[:, None] + offsets).clamp_(max=max(self.n - 1, 0))
+        values = gather(t["text"], gather(t["suffix_array"], rows).to(torch.int64) + depth).to(torch.int64)
         return values, valid
 
     def allowed(self, states, depth: int):
@@ -171,22 +176,29 @@ class SpanIndex:
         t = self._t(states.device)
         lo, hi = states[:, 0], states[:, 1]
         live = (lo >= 0) & (hi > lo)
-        extend = live & (depth < self.max_tokens)
-        node, has_node = self._node_of(t, lo, depth, extend)
-        starts = _gather(t["node_edge_start"], node)
-        counts = torch.where(has_node, _gather(t["node_edge_start"], node + 1) - starts, 0)
-        total = int(counts.sum())
-        owner = torch.repeat_interleave(torch.arange(len(states), device=states.device), counts, output_size=total)
-        first = torch.repeat_interleave(starts - (torch.cumsum(counts, 0) - counts), counts, output_size=total)
-        node_codes = _gather(t["edge_key"], first + torch.arange(total, device=states.device)) % (self.vocab_size + 1)
-        values, valid = self._window(t, lo, hi, depth)
-        previous = torch.cat([torch.zeros_like(values[:, :1]), values[:, :-1]], 1)
-        distinct = valid & (values > 0) & (values != previous) & (extend & ~has_node)[:, None]
-        rows, cols = torch.nonzero(distinct, as_tuple=True)
-        eos_rows = torch.nonzero(live & (depth >= self.min_tokens)).flatten()
-        codes = torch.cat([node_codes, values[rows, cols]]) - 1
-        tokens = torch.cat([_gather(t["token_ids"], codes), torch.full_like(eos_rows, self._decoder[2])])
-        return torch.cat([owner, rows, eos_rows]), tokens
+        owners, codes = [], []
+        if depth < self.max_tokens:
+            node_rows, nodes, light = self._split(t, lo, depth, live)
+            if len(nodes):
+                starts = gather(t["node_edge_start"], nodes)
+                counts = gather(t["node_edge_start"], nodes + 1) - starts
+                total = int(counts.sum())
+                owners.append(torch.repeat_interleave(node_rows, counts, output_size=total))
+                first = torch.repeat_interleave(starts - (torch.cumsum(counts, 0) - counts), counts, output_size=total)
+                codes.append(gather(t["edge_key"], first + torch.arange(total, device=states.device)) % (self.vocab_size + 1))
+            if len(light):
+                values, valid = self._window(t, lo.index_select(0, light), hi.index_select(0, light), depth)
+                previous = torch.cat([torch.zeros_like(values[:, :1]), values[:, :-1]], 1)
+                flat = torch.nonzero((valid & (values > 0) & (values != previous)).view(-1)).flatten()
+                owners.append(light.index_select(0, flat // self.window))
+                codes.append(values.view(-1).index_select(0, flat))
+        tokens = [gather(t["token_ids"], torch.cat(codes) - 1)] if codes else []
+        if depth >= self.min_tokens:
+            owners.append(torch.nonzero(live).flatten())
+            tokens.append(torch.full_like(owners[-1], self._decoder[2]))
+        if not owners:
+            return states.new_zeros(0), states.new_zeros(0)
+        return torch.cat(owners), torch.cat(tokens)
 
     def advance(self, states, tokens, depth: int):
         """States after appending `tokens` (decoder ids, one per state) at position `depth`."""
@@ -196,26 +208,26 @@ class SpanIndex:
         lo, hi = states[:, 0], states[:, 1]
         tokens = tokens.to(torch.int64)
         live = (lo >= 0) & (hi > lo)
-        code = _gather(t["code_of"], tokens.clamp(0, len(t["code_of"]) - 1))
-        extend = live & (depth < self.max_tokens) & (code >= 0)
-        value = code + 1
-        node, has_node = self._node_of(t, lo, depth, extend)
-        if len(self.edge_key):
-            keys = node * (self.vocab_size + 1) + value
-            index = torch.searchsorted(t["edge_key"], keys).clamp(max=len(self.edge_key) - 1)
-            found = has_node & (_gather(t["edge_key"], index) == keys)
-            node_lo, node_hi = _gather(t["edge_lo"], index).to(torch.int64), _gather(t["edge_hi"], index).to(torch.int64)
-        else:
-            found, node_lo, node_hi = has_node, lo, lo
-        values, valid = self._window(t, lo, hi, depth)
-        window_lo = lo + (valid & (values < value[:, None])).sum(1)
-        window_hi = lo + (valid & (values <= value[:, None])).sum(1)
-        new_lo = torch.where(has_node, torch.where(found, node_lo, 0), window_lo)
-        new_hi = torch.where(has_node, torch.where(found, node_hi, 0), window_hi)
-        ends = live & (tokens == self._decoder[2]) & (depth >= self.min_tokens)
-        new_lo = torch.where(ends, -lo - 1, torch.where(extend, new_lo, 0))
-        new_hi = torch.where(ends, hi, torch.where(extend, new_hi, 0))
-        return torch.stack([new_lo, new_hi], 1)
+        value = gather(t["code_of"], tokens.clamp(0, len(t["code_of"]) - 1)) + 1
+        out = torch.zeros_like(states)
+        if depth < self.max_tokens:
+            node_rows, nodes, light = self._split(t, lo, depth, live & (value > 0))
+            if len(nodes) and len(self.edge_key):  # a state of a node without edges stays dead (zeros)
+                keys = nodes * (self.vocab_size + 1) + value.index_select(0, node_rows)
+                index = torch.searchsorted(t["edge_key"], keys).clamp_(max=len(self.edge_key) - 1)
+                found = gather(t["edge_key"], index) == keys
+                child = torch.stack([gather(t["edge_lo"], index), gather(t["edge_hi"], index)], 1).to(torch.int64)
+                out.index_copy_(0, node_rows, child * found[:, None])
+            if len(light):
+                start = lo.index_select(0, light)
+                values, valid = self._window(t, start, hi.index_select(0, light), depth)
+                wanted = value.index_select(0, light)[:, None]
+                child = torch.stack([start + (valid & (values < wanted)).sum(1), start + (valid & (values <= wanted)).sum(1)], 1)
+                out.index_copy_(0, light, child)
+        if depth >= self.min_tokens:
+            ends = live & (tokens == self._decoder[2])
+            out = torch.where(ends[:, None], torch.stack([-lo - 1, hi], 1), out)
+        return out
 
     def is_complete(self, states, depth: int = 0):
         """Whether each state is a span ended by EOS."""
@@ -249,11 +261,6 @@ class SpanIndex:
         how many occurrences each holds."""
         positions = self.suffix_array[lo:hi].astype(np.int64)
         return np.unique(np.searchsorted(self.doc_starts, positions, "right") - 1, return_counts=True)
-
-
-def _gather(table, index):
-    """`table[index]` for a 1-D table: `index_select` is several times faster than indexing on CPU."""
-    return table.index_select(0, index.reshape(-1)).view(index.shape)
 
 
 def _nodes(text, suffix_array, lcp, vocab_size: int, max_tokens: int, window: int) -> dict:

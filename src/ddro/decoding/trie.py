@@ -28,6 +28,12 @@ PAD = -1
 DEAD = -(2**62)
 
 
+def gather(table, index):
+    """`table[index]` for a 1-D tensor `table`: `index_select` is several times faster than
+    indexing on CPU (the search's steps are mostly such lookups)."""
+    return table.index_select(0, index.reshape(-1)).view(index.shape)
+
+
 class DocidTrie:
     def __init__(self, sequences, vocab_size: int | None = None):
         """`sequences`: int array [n, L] of token ids, rows padded with -1 after their end."""
@@ -135,8 +141,8 @@ class DocidTrie:
         if isinstance(depth, int):
             if depth >= self.max_len:
                 return torch.full_like(rows, PAD)
-            return codes[rows, depth].to(torch.int64)
-        values = codes[rows, depth.clamp(max=self.max_len - 1)].to(torch.int64)
+            return gather(codes.view(-1), rows * self.max_len + depth).to(torch.int64)
+        values = gather(codes.view(-1), rows * self.max_len + depth.clamp(max=self.max_len - 1)).to(torch.int64)
         return torch.where(depth < self.max_len, values, torch.full_like(values, PAD))
 
     def _singleton_rows(self, states):
@@ -160,7 +166,7 @@ class DocidTrie:
         if len(self.edge_key):
             keys = states.clamp(min=0) * self.vocab_size + tokens
             idx = torch.searchsorted(t["edge_key"], keys).clamp(max=len(self.edge_key) - 1)
-            child = torch.where(t["edge_key"][idx] == keys, t["edge_child"][idx].to(torch.int64), dead)
+            child = torch.where(gather(t["edge_key"], idx) == keys, gather(t["edge_child"], idx).to(torch.int64), dead)
         else:
             child = dead
         follows = self._codes_at(self._singleton_rows(states), depth) == tokens
@@ -176,12 +182,12 @@ class DocidTrie:
         t = self._t(states.device)
         node = states >= 0
         parent = states.clamp(min=0, max=max(self.n_nodes - 1, 0))
-        starts = t["node_edge_start"][parent]
-        counts = torch.where(node, t["node_edge_start"][(parent + 1).clamp(max=self.n_nodes)] - starts, 0)
+        starts = gather(t["node_edge_start"], parent)
+        counts = torch.where(node, gather(t["node_edge_start"], (parent + 1).clamp(max=self.n_nodes)) - starts, 0)
         total = int(counts.sum())
         owner = torch.repeat_interleave(torch.arange(len(states), device=states.device), counts, output_size=total)
         first = torch.repeat_interleave(starts - (torch.cumsum(counts, 0) - counts), counts, output_size=total)
-        node_tokens = t["edge_key"][first + torch.arange(total, device=states.device)] % self.vocab_size
+        node_tokens = gather(t["edge_key"], first + torch.arange(total, device=states.device)) % self.vocab_size
         single_tokens = self._codes_at(self._singleton_rows(states), depth)
         single_pos = torch.nonzero((states < 0) & (states != DEAD) & (single_tokens != PAD)).flatten()
         return torch.cat([owner, single_pos]), torch.cat([node_tokens, single_tokens[single_pos]])
@@ -201,7 +207,7 @@ class DocidTrie:
 
         t = self._t(states.device)
         # Padding sorts first, so a docid ending at a node is the node's first row.
-        node_rows = t["node_lo"][states.clamp(min=0, max=max(self.n_nodes - 1, 0))] if self.n_nodes else states.clamp(min=0)
+        node_rows = gather(t["node_lo"], states.clamp(min=0, max=max(self.n_nodes - 1, 0))) if self.n_nodes else states.clamp(min=0)
         rows = torch.where(states >= 0, node_rows, self._singleton_rows(states))
         return (self._codes_at(rows, depth) == PAD) & (states != DEAD)
 
