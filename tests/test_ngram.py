@@ -90,3 +90,12 @@ def test_run_with_ngram_docids_end_to_end(tmp_path, capsys):
 
     with pytest.raises(DdroError, match="n-gram docids"):
         GenerativeRetriever.load(out / "model").score_all(load_collection(beir).queries[:1])
+
+
+def test_a_span_length_below_one_is_one_line(tmp_path, capsys):
+    from conftest import assert_refused
+
+    beir = write_beir(tmp_path / "tiny")
+    out = tmp_path / "docids"
+    status = main(["docids", "--collection", str(beir), "--scheme", "ngram", "--span-tokens", "0", "--out", str(out)])
+    assert_refused(status, capsys, "--span-tokens", "must be at least 1", [out])

@@ -78,7 +78,7 @@ class DocidCollator:
     `labels` maps an item's document-index field to the batch key of its labels (default: SFT's
     `doc` to `labels`; DDRO's pairs: the chosen and the rejected document); `stacked` maps other
     per-item arrays to the batch key of their stacked tensor (DDRO's reference log-probabilities).
-    Items with a `target` (n-gram docids' spans) take it as their `labels`.
+    An item with a `<field>_target` (n-gram docids' spans) takes it as that field's labels.
     """
 
     def __init__(self, docid_model, labels: dict[str, str] | None = None, stacked: dict[str, str] | None = None):
@@ -91,9 +91,10 @@ class DocidCollator:
         input_ids, attention_mask = pad_input_ids([b["input_ids"] for b in batch], self.pad_id)
         out = {"input_ids": input_ids, "attention_mask": attention_mask}
         for field, key in self.labels.items():
-            out[key] = label_batch(self.docid_labels, [b[field] for b in batch])
-        if "target" in batch[0]:  # n-gram docids: each example's own span, not its document's docid
-            out["labels"] = target_batch([b["target"] for b in batch])
+            if f"{field}_target" in batch[0]:  # n-gram docids: the item's own span, not its document's docid
+                out[key] = target_batch([b[f"{field}_target"] for b in batch])
+            else:
+                out[key] = label_batch(self.docid_labels, [b[field] for b in batch])
         for field, key in self.stacked.items():
             out[key] = torch.tensor(np.stack([b[field] for b in batch]))
         return out

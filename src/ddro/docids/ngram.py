@@ -85,32 +85,41 @@ class SpanTargets:
         codes = np.searchsorted(self.vocab_ids, token_ids).clip(max=len(self.vocab_ids) - 1)
         return np.where(self.vocab_ids[codes] == token_ids, codes, len(self.vocab_ids))
 
-    def for_examples(self, examples) -> list[np.ndarray]:
-        """One target (span tokens then EOS) per `(text, document)` example, seeded by its position."""
+    def for_examples(self, examples, best: bool = False) -> list[np.ndarray]:
+        """One target (span tokens then EOS) per `(text, document)` example: drawn, seeded by the
+        example's position, or with `best` the span that shares the most (the first such)."""
         from ddro.texts import all_for_tokenizer
 
         out = []
         for start in tqdm(range(0, len(examples), 4096), desc="target spans", unit="batch", leave=False):
             part = examples[start:start + 4096]
             ids = self.tokenizer(all_for_tokenizer([text for text, _ in part], 4096), add_special_tokens=False)["input_ids"]
-            out.extend(self.target(self.codes_of(row), doc, start + i) for i, (row, (_, doc)) in enumerate(zip(ids, part)))
+            out.extend(self.target(self.codes_of(row), doc, start + i, best)
+                       for i, (row, (_, doc)) in enumerate(zip(ids, part)))
         return out
 
-    def target(self, text_codes: np.ndarray, doc: int, example: int) -> np.ndarray:
+    def target(self, text_codes: np.ndarray, doc: int, example: int, best: bool = False) -> np.ndarray:
         codes = self.spans.document_codes(doc)
         start = 0
         if len(codes) > self.length:
-            outside = len(self.vocab_ids)
-            shared = np.zeros(outside + 1, dtype=bool)
-            shared[text_codes] = True
-            shared[outside] = False
-            padded = np.append(codes, np.full(OVERLAP_TOKENS - 1, outside))
-            windows = np.lib.stride_tricks.sliding_window_view(padded, OVERLAP_TOKENS)[: len(codes) - self.length + 1]
-            # A token repeated within a window counts once.
-            repeated = np.zeros(windows.shape, dtype=bool)
-            for j in range(1, OVERLAP_TOKENS):
-                repeated[:, j] = (windows[:, :j] == windows[:, j:j + 1]).any(1)
-            overlap = np.where(shared[windows] & ~repeated, self.idf[windows], 0.0).sum(1)
-            p = np.exp((overlap - overlap.max()) / TEMPERATURE)
-            start = int(np.random.default_rng([self.seed, example]).choice(len(p), p=p / p.sum()))
+            overlap = self.overlap(text_codes, codes)
+            if best:
+                start = int(np.argmax(overlap))
+            else:
+                p = np.exp((overlap - overlap.max()) / TEMPERATURE)
+                start = int(np.random.default_rng([self.seed, example]).choice(len(p), p=p / p.sum()))
         return np.append(self.token_ids[codes[start:start + self.length]], self.eos)
+
+    def overlap(self, text_codes: np.ndarray, codes: np.ndarray) -> np.ndarray:
+        """For each start of a whole span of `codes`, the idf-weighted count of the text's codes among
+        the `OVERLAP_TOKENS` codes from there (each code counted once)."""
+        outside = len(self.vocab_ids)
+        shared = np.zeros(outside + 1, dtype=bool)
+        shared[text_codes] = True
+        shared[outside] = False
+        padded = np.append(codes, np.full(OVERLAP_TOKENS - 1, outside))
+        windows = np.lib.stride_tricks.sliding_window_view(padded, OVERLAP_TOKENS)[: len(codes) - self.length + 1]
+        repeated = np.zeros(windows.shape, dtype=bool)
+        for j in range(1, OVERLAP_TOKENS):
+            repeated[:, j] = (windows[:, :j] == windows[:, j:j + 1]).any(1)
+        return np.where(shared[windows] & ~repeated, self.idf[windows], 0.0).sum(1)

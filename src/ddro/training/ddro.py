@@ -72,6 +72,8 @@ _RECORDED = {"beta": "beta", "loss_type": "loss_type", "nll_weight": "nll_weight
 # Where and how often a run writes, not how it trains.
 _UNRECORDED = ("output_dir", "save_strategy", "save_steps", "save_total_limit")
 LOSS_TYPES = ("sigmoid", "hinge", "ipo")
+# What a pair scores of an n-gram document (`DDROConfig.span_pairs`, `PairDataset`).
+SPAN_PAIRS = ("first", "matched")
 
 
 @dataclass
@@ -140,6 +142,9 @@ class DDROConfig(DdroTrainingArguments):
                 "--validation-beams, on binary relevance (every document judged relevant counts 1), or 'loss' "
                 "(the DDRO loss of the validation queries' pairs, lower is better)"})
     validation_beams: int = field(default=20, metadata={"help": "beam width of the validation search"})
+    span_pairs: str = field(default="first", metadata={
+        "help": "n-gram docids: the span a pair scores of each document, first (its first span) or matched "
+                "(its span that shares the most words with the query)"})
 
     def __post_init__(self):
         from ddro.bm25 import load_stemmer
@@ -167,6 +172,8 @@ class DDROConfig(DdroTrainingArguments):
         if self.teacher is not None:
             check_teacher(self.teacher)
         _check_measure(self.validation_measure)
+        if self.span_pairs not in SPAN_PAIRS:
+            raise OptionError("span_pairs", f"{self.span_pairs!r}: choose from {', '.join(SPAN_PAIRS)}")
 
     def band_ranges(self) -> tuple:
         """`bands` as `((first, last), ...)`."""
@@ -269,17 +276,33 @@ def _pseudo_query_candidates(collection, docs: list[int], docid_model, seed: int
 
 
 class PairDataset(torch.utils.data.Dataset):
-    def __init__(self, pairs: list[Pair], docid_model):
+    """The pairs, their queries tokenized once, and their reference log-probabilities (filled by
+    `precompute_reference`). With n-gram docids and `span_pairs="matched"` each pair scores, of each
+    document, the span that shares the most words with its query (`SpanTargets.for_examples(best=True)`)."""
+
+    def __init__(self, pairs: list[Pair], docid_model, span_pairs: str = "first"):
         self.pairs = pairs
         self.input_ids = token_rows(docid_model, [p.query for p in pairs])
         self.ref = np.zeros((len(pairs), 2), dtype=np.float32)
+        self.targets = {}
+        if docid_model.table.spans is not None and span_pairs == "matched":
+            from ddro.batching import TokenRows
+            from ddro.docids.ngram import SpanTargets
+
+            spans = SpanTargets(docid_model, seed=0)
+            for side in ("chosen", "rejected"):
+                matched = spans.for_examples([(p.query, getattr(p, side)) for p in pairs], best=True)
+                self.targets[side] = TokenRows(lambda part: part, matched)
 
     def __len__(self):
         return len(self.pairs)
 
     def __getitem__(self, i):
-        return {"input_ids": self.input_ids[i], "chosen": self.pairs[i].chosen, "rejected": self.pairs[i].rejected,
+        item = {"input_ids": self.input_ids[i], "chosen": self.pairs[i].chosen, "rejected": self.pairs[i].rejected,
                 "ref": self.ref[i]}
+        for side, rows in self.targets.items():
+            item[f"{side}_target"] = rows[i]
+        return item
 
 
 def pair_collator(docid_model) -> DocidCollator:
@@ -519,7 +542,7 @@ def train_ddro(docid_model, collection, config: DDROConfig, out_dir, resume: boo
     elif measure:
         validation_score = search_measure(search, docid_model, validation, positives, measure, config.validation_beams)
     mined = time.perf_counter()
-    dataset = PairDataset(pairs, docid_model)
+    dataset = PairDataset(pairs, docid_model, config.span_pairs)
     ref_model = None
     if config.precompute_ref_log_probs:
         precompute_reference(docid_model, dataset)

@@ -34,7 +34,7 @@ class ExampleDataset(torch.utils.data.Dataset):
     """Examples tokenized once up front into flat arrays (`TokenRows`: 4 bytes a token, and 4 a
     document index); items carry `input_ids` so the Trainer can group examples of similar length
     into batches (less padding: titles and queries are short). With n-gram docids each example
-    also carries its `target`, the span of its document it learns (`ddro.docids.ngram.SpanTargets`,
+    also carries its `doc_target`, the span of its document it learns (`ddro.docids.ngram.SpanTargets`,
     drawn with `seed`)."""
 
     def __init__(self, examples, docid_model, seed: int = 0):
@@ -52,7 +52,7 @@ class ExampleDataset(torch.utils.data.Dataset):
     def __getitem__(self, i):
         item = {"input_ids": self.input_ids[i], "doc": int(self.docs[i])}
         if self.targets is not None:
-            item["target"] = self.targets[i]
+            item["doc_target"] = self.targets[i]
         return item
 
 
