@@ -99,3 +99,26 @@ def test_a_span_length_below_one_is_one_line(tmp_path, capsys):
     out = tmp_path / "docids"
     status = main(["docids", "--collection", str(beir), "--scheme", "ngram", "--span-tokens", "0", "--out", str(out)])
     assert_refused(status, capsys, "--span-tokens", "must be at least 1", [out])
+
+
+def test_ddro_pairs_score_first_spans_or_the_spans_matching_their_query(collection, table):
+    from ddro.batching import DocidCollator
+    from ddro.models import build_docid_model, get_preset
+    from ddro.training.ddro import PairDataset
+    from ddro.training.negatives import Pair
+
+    model = build_docid_model(get_preset("tiny"), table, [d.full_text for d in collection.docs])
+    pairs = [Pair("q1", "number 7", 7, 3), Pair("q2", "number 12", 12, 7)]
+    first = PairDataset(pairs, model, "first")
+    labels = DocidCollator(model, {"chosen": "chosen_labels", "rejected": "rejected_labels"})
+    batch = labels([first[i] for i in range(2)])
+    sequences = model.docid_sequences()
+    assert batch["chosen_labels"][0, :7].tolist() == sequences[7][:7].tolist()
+    matched = PairDataset(pairs, model, "matched")
+    batch = labels([matched[i] for i in range(2)])
+    seven, twelve = (table.vocab.index(t) for t in ("7", "12"))
+    decoder = {int(t): c for c, t in enumerate(model.docid_token_ids)}
+    chosen = [[decoder[int(t)] for t in row if t >= 0] for row in batch["chosen_labels"]]
+    # The first start whose three tokens hold the query's rare word: two tokens before it.
+    assert chosen[0].index(seven) == 2 and chosen[1].index(twelve) == 2
+    assert batch["rejected_labels"][1].tolist()[:7] == matched[1]["rejected_target"].tolist()[:7]
