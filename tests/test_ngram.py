@@ -122,3 +122,20 @@ def test_ddro_pairs_score_first_spans_or_the_spans_matching_their_query(collecti
     # The first start whose three tokens hold the query's rare word: two tokens before it.
     assert chosen[0].index(seven) == 2 and chosen[1].index(twelve) == 2
     assert batch["rejected_labels"][1].tolist()[:7] == matched[1]["rejected_target"].tolist()[:7]
+
+
+@pytest.mark.slow
+def test_run_tiny_with_ngram_docids_on_cranfield(tmp_path):
+    from conftest import DATA
+
+    if not (DATA / "cranfield").is_dir():
+        pytest.skip("../shared/data/cranfield not present")
+    out = tmp_path / "run"
+    assert main(["run", "--collection", str(DATA / "cranfield"), "--out", str(out), "--preset", "tiny",
+                 "--scheme", "ngram", "--no-ddro"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["scheme"] == "ngram" and metrics["split"]["test_queries"] == 75
+    lines = (out / "runs" / "sft.trec").read_text().splitlines()
+    ranked = {line.split()[0] for line in lines}
+    doc_ids = {d.doc_id for d in load_collection(DATA / "cranfield").docs}
+    assert len(ranked) >= 70 and all(line.split()[2] in doc_ids for line in lines)
