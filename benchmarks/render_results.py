@@ -355,9 +355,9 @@ def ngram_table(results: Path) -> str:
         if base is not None:
             shape = docid_shape(base.config.get("docids", {}), base.metrics.get("scheme", "?"))
             rows += [[run.label, SYSTEM_LABELS[s], shape, *(number(base.metrics["systems"][s].get(m)) for m in measures)]
-                     for s in ("sft", "ddro")]
+                     for s in ("sft", "ddro") if s in base.metrics["systems"]]
         rows += [[run.label, SYSTEM_LABELS[s], "ngram", *(number(systems[s].get(m)) for m in measures)]
-                 for s in ("sft", "ddro")]
+                 for s in ("sft", "ddro") if s in systems]
     commands = [run.command for run in runs] + [base.command for base in fixed.values()
                                                 if base.metrics["collection"] in {r.metrics["collection"] for r in runs}]
     return table(["collection (test queries)", "system", "docids", *measures], rows) + "\n" + commands_block(commands)

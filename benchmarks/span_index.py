@@ -112,7 +112,7 @@ def main() -> None:
         "vocabulary": spans.vocab_size, "window": spans.window, "table_build_seconds": round(table_seconds, 2),
         "index_build_seconds": round(index_seconds, 3), "index_mb": round(spans.nbytes / 1e6, 2),
         "nodes": len(spans.node_key), "edges": len(spans.edge_key), "torch_threads": torch.get_num_threads(),
-        "test_queries": len(queries), "searches": {},
+        "test_queries": len(queries), "models": {"ngram": args.ngram_model, "trie": args.trie_model}, "searches": {},
     }
     for beams in args.beams:
         ngram, trie = searched(args.ngram_model, queries, beams), searched(args.trie_model, queries, beams)
