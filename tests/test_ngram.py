@@ -10,7 +10,7 @@ from ddro.collections import load_collection
 from ddro.docids import DocidConfig, DocidTable, build_docids
 from ddro.docids.text import load_tokenizer
 
-from conftest import write_beir
+from conftest import DATA, needs_data, write_beir
 
 
 @pytest.fixture(scope="module")
@@ -125,11 +125,8 @@ def test_ddro_pairs_score_first_spans_or_the_spans_matching_their_query(collecti
 
 
 @pytest.mark.slow
+@needs_data("cranfield")
 def test_run_tiny_with_ngram_docids_on_cranfield(tmp_path):
-    from conftest import DATA
-
-    if not (DATA / "cranfield").is_dir():
-        pytest.skip("../shared/data/cranfield not present")
     out = tmp_path / "run"
     assert main(["run", "--collection", str(DATA / "cranfield"), "--out", str(out), "--preset", "tiny",
                  "--scheme", "ngram", "--no-ddro"]) == 0
