@@ -55,18 +55,18 @@ class TimedConstraint:
     def is_complete(self, *args):
         return self.inner.is_complete(*args)
 
-    def _timed(self, name, states, depth, *args):
+    def _timed(self, depth: int, call, *args):
         start = time.perf_counter()
-        out = getattr(self.inner, name)(states, *args, depth) if args else getattr(self.inner, name)(states, depth)
+        out = call(*args)
         self.seconds[depth] += time.perf_counter() - start
-        self.calls[depth] += name == "allowed"
         return out
 
     def allowed(self, states, depth):
-        return self._timed("allowed", states, depth)
+        self.calls[depth] += 1
+        return self._timed(depth, self.inner.allowed, states, depth)
 
     def advance(self, states, tokens, depth):
-        return self._timed("advance", states, depth, tokens)
+        return self._timed(depth, self.inner.advance, states, tokens, depth)
 
 
 def searched(model_dir: str, queries, beams: int) -> dict:

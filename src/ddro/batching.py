@@ -64,14 +64,6 @@ def label_batch(labels: torch.Tensor, docs) -> torch.Tensor:
     return picked
 
 
-def target_batch(targets) -> torch.Tensor:
-    """Label rows of different lengths, padded with -100."""
-    out = torch.full((len(targets), max(len(t) for t in targets)), -100, dtype=torch.long)
-    for row, target in enumerate(targets):
-        out[row, : len(target)] = torch.as_tensor(target)
-    return out
-
-
 class DocidCollator:
     """Pads the items' `input_ids` and looks up the docid labels of their documents.
 
@@ -92,7 +84,7 @@ class DocidCollator:
         out = {"input_ids": input_ids, "attention_mask": attention_mask}
         for field, key in self.labels.items():
             if f"{field}_target" in batch[0]:  # n-gram docids: the item's own span, not its document's docid
-                out[key] = target_batch([b[f"{field}_target"] for b in batch])
+                out[key] = pad_input_ids([b[f"{field}_target"] for b in batch], -100)[0]
             else:
                 out[key] = label_batch(self.docid_labels, [b[field] for b in batch])
         for field, key in self.stacked.items():

@@ -30,6 +30,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ddro.docids.table import pad_rows
+
 
 @dataclass(frozen=True)
 class SealScoring:
@@ -73,8 +75,6 @@ class SpanRanking:
         best first, -inf for none). With `prefix_scores` (the beam search's sums of log-probabilities
         up to each token) every prefix of a hypothesis is an n-gram with its own probability, as in
         SEAL, which scores the partial hypotheses its beam search went through; else each whole span."""
-        import torch
-
         hypotheses = [(tuple(int(t) for t in row[row >= 0] if t != self.eos), i)
                       for i, (row, s) in enumerate(zip(sequences, scores)) if np.isfinite(s)]
         if not hypotheses:
@@ -83,24 +83,28 @@ class SpanRanking:
         for span, i in hypotheses:
             if prefix_scores is None:
                 ngrams.setdefault(span, float(scores[i]))
-            for length in range(1, len(span) + 1) if prefix_scores is not None else ():
+                continue
+            for length in range(1, len(span) + 1):
                 ngrams[span[:length]] = max(ngrams.get(span[:length], -np.inf), float(prefix_scores[i, length - 1]))
         grams = list(ngrams)
-        padded = np.full((len(grams), max(map(len, grams))), -1, dtype=np.int64)
-        for row, gram in enumerate(grams):
-            padded[row, : len(gram)] = gram
-        states = self.spans.walk(torch.from_numpy(padded)).numpy()
+        states = self.spans.walk(pad_rows(grams)).numpy()
         weights = self.scoring.span_weights(np.array([ngrams[g] for g in grams]), states[:, 1] - states[:, 0],
                                             self.spans.n_tokens)
-        range_of = dict(zip(grams, map(tuple, states)))
-        documents = [self.spans.documents_in(*map(int, range_of[g]))[0] if w > 0 else np.zeros(0, dtype=np.int64)
-                     for g, w in zip(grams, weights)]
-        doc_scores = self.scoring.document_scores(grams, weights, documents)
+        found: dict[tuple[int, ...], np.ndarray] = {}  # the documents of each n-gram looked up so far
+
+        def documents(gram: tuple[int, ...], state) -> np.ndarray:
+            if gram not in found:
+                found[gram] = self.spans.documents_in(int(state[0]), int(state[1]))[0]
+            return found[gram]
+
+        doc_scores = self.scoring.document_scores(
+            grams, weights, [documents(g, s) if w > 0 else np.zeros(0, dtype=np.int64) for g, s, w in zip(grams, states, weights)])
         ranked = sorted(doc_scores, key=lambda doc: (-doc_scores[doc], doc))
         # Then the documents that hold a whole hypothesis and scored 0, in the hypotheses' order.
         chosen = set(ranked)
+        state_of = dict(zip(grams, states))
         for span, _ in hypotheses:
-            for doc in self.spans.documents_in(*map(int, range_of[span]))[0].tolist():
+            for doc in documents(span, state_of[span]).tolist():
                 if doc not in chosen:
                     chosen.add(doc)
                     ranked.append(doc)

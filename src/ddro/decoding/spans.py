@@ -253,14 +253,16 @@ class SpanIndex:
     def corpus_codes(self) -> tuple[np.ndarray, np.ndarray]:
         """Every token's code and document, in corpus order."""
         body = self.text[: self.n] > 0
-        docs = np.searchsorted(self.doc_starts, np.flatnonzero(body), "right") - 1
-        return self.text[: self.n][body].astype(np.int64) - 1, docs
+        return self.text[: self.n][body].astype(np.int64) - 1, self._documents_at(np.flatnonzero(body))
 
     def documents_in(self, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
         """The documents (indices, ascending) holding the occurrences `[lo, hi)` of a span, and
         how many occurrences each holds."""
-        positions = self.suffix_array[lo:hi].astype(np.int64)
-        return np.unique(np.searchsorted(self.doc_starts, positions, "right") - 1, return_counts=True)
+        return np.unique(self._documents_at(self.suffix_array[lo:hi].astype(np.int64)), return_counts=True)
+
+    def _documents_at(self, positions: np.ndarray) -> np.ndarray:
+        """The document each text position belongs to."""
+        return np.searchsorted(self.doc_starts, positions, "right") - 1
 
 
 def _nodes(text, suffix_array, lcp, vocab_size: int, max_tokens: int, window: int) -> dict:

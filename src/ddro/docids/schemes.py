@@ -172,6 +172,12 @@ def _one_token_each(docs, config: DocidConfig):
     return np.arange(len(docs), dtype=np.int32)[:, None], [f"<doc_{i}>" for i in range(len(docs))]
 
 
+def _ngrams(scheme, collection, config: DocidConfig) -> DocidTable:
+    from ddro.docids.ngram import spans_table
+
+    return spans_table(scheme, collection, config)
+
+
 register_scheme(DocidScheme("pq", SchemeKind.COMPUTED, ("encoder", "pq_m", "pq_k"), _pq))
 register_scheme(DocidScheme("rq", SchemeKind.COMPUTED, ("encoder", "rq_levels", "rq_k"), _rq))
 register_scheme(DocidScheme("hkmeans", SchemeKind.COMPUTED, ("encoder", "hk_k", "hk_leaf"), _hkmeans))
@@ -179,12 +185,6 @@ register_scheme(DocidScheme("title", SchemeKind.TEXTUAL, ("tokenizer", "max_toke
 register_scheme(DocidScheme("url", SchemeKind.TEXTUAL, ("tokenizer", "max_tokens", "url_rule"), _urls))
 register_scheme(DocidScheme("terms", SchemeKind.TEXTUAL, ("tokenizer", "max_tokens", "terms"), _terms))
 register_scheme(DocidScheme("naive", SchemeKind.TEXTUAL, ("tokenizer", "max_tokens"), _positions))
-def _ngrams(scheme, collection, config: DocidConfig) -> DocidTable:
-    from ddro.docids.ngram import spans_table
-
-    return spans_table(scheme, collection, config)
-
-
 register_scheme(DocidScheme("atomic", SchemeKind.ATOMIC, (), _one_token_each))
 register_scheme(DocidScheme("ngram", SchemeKind.SPANS, ("tokenizer", "span_tokens", "span_doc_tokens"), _ngrams))
 
