@@ -89,7 +89,7 @@ def main() -> None:
         if scheme not in SCHEMES or not (m.isdigit() and k.isdigit()):
             parser.error(f"--docids {spec!r}: expected pq:MxK or rq:MxK")
         make_codes, reconstruct = SCHEMES[scheme]
-        codes, _ = make_codes(docs, int(m), int(k), args.seed)
+        codes, *_ = make_codes(docs, int(m), int(k), args.seed)
         unique = len({tuple(row) for row in codes.tolist()})
         rows.append({"docids": f"{scheme} {shape}", **measure(reconstruct(docs, codes, int(k))),
                      "unique_share": round(unique / len(codes), 4)})

@@ -92,7 +92,7 @@ def computed_table(scheme: str, embeddings: np.ndarray, doc_ids: list[str], seed
     from ddro.docids.table import DocidTable, resolve_with_dup_tokens
 
     make = pq_codes if scheme == "pq" else rq_codes
-    codes, vocab = make(embeddings, 4, 256, seed)
+    codes, vocab, _ = make(embeddings, 4, 256, seed)
     codes, vocab, groups = resolve_with_dup_tokens(codes, vocab, "suffix")
     return DocidTable(scheme, doc_ids, codes, vocab, True, {"scheme": scheme}, None, groups, "suffix")
 

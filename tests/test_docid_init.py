@@ -25,7 +25,7 @@ def table_of(scheme, codes, vocab, **options):
 
 def test_pq_vectors_are_each_blocks_mean_and_sum_to_the_quantized_embedding():
     x = embeddings()
-    codes, vocab = pq_codes(x, 2, 4, seed=0)
+    codes, vocab, _ = pq_codes(x, 2, 4, seed=0)
     vectors = code_vectors(table_of("pq", codes, vocab, pq_m=2, pq_k=4), x)
     blocks = subspaces(8, 2)
     for token in range(len(vocab)):
@@ -41,7 +41,7 @@ def test_pq_vectors_are_each_blocks_mean_and_sum_to_the_quantized_embedding():
 
 def test_rq_vectors_are_each_levels_mean_residual():
     x = embeddings(seed=1)
-    codes, vocab = rq_codes(x, 3, 4, seed=0)
+    codes, vocab, _ = rq_codes(x, 3, 4, seed=0)
     vectors = code_vectors(table_of("rq", codes, vocab, rq_levels=3, rq_k=4), x)
     residual = [row.astype(np.float64) for row in x]
     for level in range(3):

@@ -246,6 +246,69 @@ def cmd_train_ddro(args) -> int:
     return 0
 
 
+def cmd_add_docs(args) -> int:
+    from ddro.collections import load_collection, load_documents
+    from ddro.corpus_change import add_documents
+    from ddro.manifest import collection_digests, file_digests, folder_digest, write_manifest
+    from ddro.models import DocidModel, get_preset
+    from ddro.outputs import atomic_output_dir, check_output_dir
+
+    if not distributed.is_main():
+        return 0
+    out = Path(args.out)
+    check_output_dir(out, args.overwrite)
+    preset = get_preset(args.preset, None, {f"pseudo_{name}": getattr(args, name)
+                                            for name in ("epochs", "learning_rate", "batch_size")}, seed=args.seed)
+    collection = load_collection(args.collection, args.test_fraction)
+    model = DocidModel.load(args.model)
+    check_split(model.split, collection.split, args.model, args.collection)
+    known = set(model.table.doc_ids)
+    if args.documents:
+        new_docs = load_documents(args.documents)
+    else:
+        new_docs = [d for d in collection.docs if d.doc_id not in known]
+        if not new_docs:
+            raise DdroError(f"{args.collection}: every document is already in {args.model} (give --documents)")
+    with atomic_output_dir(out, args.overwrite) as tmp:
+        result = add_documents(model, collection, new_docs, preset, tmp / "training", args.replay)
+        model.save(tmp)
+        (tmp / "add_summary.json").write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+        inputs = {"collection": collection_digests(args.collection), "model": folder_digest(args.model)}
+        if args.documents:
+            inputs["documents"] = file_digests(args.documents) if Path(args.documents).is_file() else {}
+        write_manifest(tmp, inputs, preset.to_dict() | {"replay": args.replay}, args.seed)
+    print(f"add-docs: {result.documents} documents added ({result.new_tokens} new docid tokens), trained on "
+          f"{result.examples} examples ({result.replayed} replayed, {result.query_examples} from queries); "
+          f"{result.seconds:.0f} s -> {out}")
+    return 0
+
+
+def cmd_remove_docs(args) -> int:
+    from ddro.collections import load_documents
+    from ddro.corpus_change import remove_documents
+    from ddro.manifest import file_digests, folder_digest, write_manifest
+    from ddro.models import DocidModel
+    from ddro.outputs import atomic_output_dir, check_output_dir
+
+    if not distributed.is_main():
+        return 0
+    out = Path(args.out)
+    check_output_dir(out, args.overwrite)
+    model = DocidModel.load(args.model)
+    path = Path(args.documents)
+    if path.is_file() and path.suffix == ".txt":
+        doc_ids = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    else:
+        doc_ids = [d.doc_id for d in load_documents(args.documents)]
+    removed = remove_documents(model, doc_ids)
+    with atomic_output_dir(out, args.overwrite) as tmp:
+        model.save(tmp)
+        write_manifest(tmp, {"model": folder_digest(args.model), "documents": file_digests(args.documents)
+                             if path.is_file() else {}}, {"removed": removed})
+    print(f"remove-docs: {removed} documents removed, {len(model.table)} left -> {out}")
+    return 0
+
+
 def _queries_from_args(args):
     """`(queries, description, collection)` from `--queries-file` (collection None) or from
     `--collection`'s `--queries` part."""
@@ -488,6 +551,8 @@ def _add_precision_option(parser, default_help: str) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from ddro import __version__
+    from ddro.corpus_change import DEFAULT_REPLAY
+    from ddro.models import DEFAULT_PRESET, PRESETS
     from ddro.docids import SCHEMES, DocidConfig
     from ddro.retrieval import DEFAULT_BEAMS, DEFAULT_SEARCH_BATCH
     from ddro.runs import DEFAULT_K
@@ -536,6 +601,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue an interrupted phase from its last checkpoint")
     add_config_options(p, DDROConfig, "DDRO phase", skip=("output_dir",))
     p.set_defaults(func=cmd_train_ddro, writes_folder=True)
+
+    p = sub.add_parser("add-docs", help="add documents to a trained model: docids from the kept codebooks, "
+                       "then training on them with replay of the old ones")
+    _add_collection_options(p)
+    p.add_argument("--model", required=True, metavar="DIR", help="a model folder written by training")
+    p.add_argument("--documents", default=None, metavar="SRC", help="the documents to add: a .jsonl corpus (BEIR "
+                   "records), a .tsv documents file, or a collection (default: --collection's documents the model "
+                   "does not have)")
+    p.add_argument("--out", required=True, metavar="DIR", help="the model folder to write")
+    p.add_argument("--overwrite", action="store_true", help="replace the output folder if it exists")
+    p.add_argument("--preset", default=DEFAULT_PRESET, choices=list(PRESETS),
+                   help=f"the training settings: its pseudo-query stage's (default: {DEFAULT_PRESET})")
+    p.add_argument("--epochs", type=ranged(float, 0), default=None, help="epochs over the new and replayed examples "
+                   "(default: the preset's pseudo-query stage's)")
+    p.add_argument("--learning-rate", type=ranged(float, 0, low_open=True), default=None)
+    p.add_argument("--batch-size", type=POSITIVE, default=None)
+    p.add_argument("--replay", type=ranged(float, 0), default=DEFAULT_REPLAY, help="old documents' examples mixed in, "
+                   f"per new example (default: {DEFAULT_REPLAY:g})")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_add_docs, writes_folder=True)
+
+    p = sub.add_parser("remove-docs", help="take documents out of a trained model's index (no training)")
+    p.add_argument("--model", required=True, metavar="DIR", help="a model folder written by training")
+    p.add_argument("--documents", required=True, metavar="SRC", help="the documents to remove: a .txt file of "
+                   "document ids (one a line), a .jsonl or .tsv documents file, or a collection")
+    p.add_argument("--out", required=True, metavar="DIR", help="the model folder to write")
+    p.add_argument("--overwrite", action="store_true", help="replace the output folder if it exists")
+    p.set_defaults(func=cmd_remove_docs, writes_folder=True)
 
     p = sub.add_parser("search", help="rank documents for queries with a trained model (TREC run)")
     _add_collection_options(p, required=False)

@@ -12,7 +12,7 @@ from ddro.collections.base import DEFAULT_TEST_FRACTION, Collection, Document, P
 from ddro.collections.builder import CollectionBuilder
 from ddro.errors import DdroError
 
-__all__ = ["Collection", "Document", "Query", "PseudoQuery", "Qrel", "Split", "load_collection",
+__all__ = ["Collection", "Document", "Query", "PseudoQuery", "Qrel", "Split", "load_collection", "load_documents",
            "DEFAULT_TEST_FRACTION"]
 
 
@@ -52,3 +52,27 @@ def load_collection(src: str | Path, test_fraction: float | None = None) -> Coll
             "or the raw Cranfield/NPL/LISA files)"
         )
     return builder.build(test_fraction, given)
+
+
+def load_documents(src: str | Path) -> list[Document]:
+    """Documents alone: a corpus file (BEIR `*.jsonl` records, or MS MARCO-style `*.tsv` lines, each
+    also gzipped) or the documents of anything `load_collection` reads."""
+    from ddro.collections import beir, msmarco
+    from ddro.collections.textio import plain_name
+
+    path = Path(src)
+    if str(src).startswith("irds:") or path.is_dir():
+        return load_collection(src).docs
+    if not path.is_file():
+        raise DdroError(f"{path}: documents file not found")
+    builder = CollectionBuilder(path.name, str(path))
+    name = plain_name(path)
+    if name.endswith(".jsonl"):
+        beir.read_corpus(path, builder)
+    elif name.endswith(".tsv"):
+        msmarco.read_docs_tsv(path, builder)
+    else:
+        raise DdroError(f"{path}: expected a .jsonl corpus (BEIR records) or a .tsv documents file, or a collection folder")
+    if not builder.docs:
+        raise DdroError(f"{path}: no documents")
+    return builder.docs

@@ -38,9 +38,8 @@ def _field(record: dict, name: str, where: str) -> str:
     return value
 
 
-def read_beir(folder: Path, builder: CollectionBuilder, test_fraction: float | None):
-    """Read the folder; returns the `given` split argument for `CollectionBuilder.build`."""
-    corpus = present(folder, "corpus.jsonl")
+def read_corpus(corpus: Path, builder: CollectionBuilder) -> None:
+    """A BEIR `corpus.jsonl`: one JSON record a line with `_id`, `title`, `text` (and `metadata.url`)."""
     with builder.reading(corpus, "docs"):
         for line_no, rec in read_json_lines(corpus):
             where = at(corpus, line_no)
@@ -48,6 +47,11 @@ def read_beir(folder: Path, builder: CollectionBuilder, test_fraction: float | N
                 doc_id = _id(rec, where)
                 url = _field(rec["metadata"], "url", where) if isinstance(rec.get("metadata"), dict) else ""
                 builder.add_doc(Document(doc_id, _field(rec, "title", where), _field(rec, "text", where), url), where)
+
+
+def read_beir(folder: Path, builder: CollectionBuilder, test_fraction: float | None):
+    """Read the folder; returns the `given` split argument for `CollectionBuilder.build`."""
+    read_corpus(present(folder, "corpus.jsonl"), builder)
     queries = present(folder, "queries.jsonl") or folder / "queries.jsonl"
     with builder.reading(queries, "queries"):
         for line_no, rec in read_json_lines(queries):

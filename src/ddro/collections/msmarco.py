@@ -33,17 +33,9 @@ def is_msmarco(folder: Path) -> bool:
     return doc_file(folder) is not None
 
 
-def _part(path: Path) -> str | None:
-    name = path.name.lower()
-    if "train" in name:
-        return "train"
-    if any(word in name for word in ("dev", "test", "eval")):
-        return "test"
-    return None
-
-
-def read_msmarco(folder: Path, builder: CollectionBuilder):
-    docs = doc_file(folder)
+def read_docs_tsv(docs: Path, builder: CollectionBuilder) -> None:
+    """A documents file, one a line as `id<TAB>url<TAB>title<TAB>body`, `id<TAB>title<TAB>text` or
+    `id<TAB>text` (the first line fixes the column count)."""
     columns = None
     with builder.reading(docs, "docs"):
         for line_no, line in read_lines(docs):
@@ -63,6 +55,20 @@ def read_msmarco(folder: Path, builder: CollectionBuilder):
                 else:
                     doc = Document(fields[0], "", fields[1])
                 builder.add_doc(doc, where)
+
+
+def _part(path: Path) -> str | None:
+    name = path.name.lower()
+    if "train" in name:
+        return "train"
+    if any(word in name for word in ("dev", "test", "eval")):
+        return "test"
+    return None
+
+
+def read_msmarco(folder: Path, builder: CollectionBuilder):
+    read_docs_tsv(doc_file(folder), builder)
+
     query_files = sorted(p for p in folder.iterdir() if "queries" in p.name.lower() and plain_name(p).endswith(".tsv"))
     qrel_files = sorted(p for p in folder.iterdir() if "qrels" in p.name.lower() and p.is_file())
     if not query_files:

@@ -190,9 +190,13 @@ def get_encoder(spec: str, seed: int = 0):
 
 
 def document_texts(collection) -> list[str]:
+    """The text each of a collection's documents is embedded from (`document_text`)."""
+    return [document_text(d) for d in collection.docs]
+
+
+def document_text(doc) -> str:
     """The text a document is embedded from: title and body."""
-    return [f"{d.title}. {d.text}" if d.title and not d.text.startswith(d.title) else d.text or d.title
-            for d in collection.docs]
+    return f"{doc.title}. {doc.text}" if doc.title and not doc.text.startswith(doc.title) else doc.text or doc.title
 
 
 def embed_documents(texts: list[str], encoder, cache_dir: Path | None) -> np.ndarray:

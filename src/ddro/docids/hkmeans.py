@@ -12,36 +12,48 @@ from __future__ import annotations
 import numpy as np
 from tqdm.auto import tqdm
 
+from ddro.docids.codebooks import Codebook
 from ddro.docids.kmeans import kmeans
 from ddro.docids.table import pad_rows
 from ddro.errors import DdroError
 
 
-def hkmeans_codes(embeddings: np.ndarray, k: int, leaf_size: int, seed: int) -> tuple[np.ndarray, list[str]]:
+def hkmeans_codes(embeddings: np.ndarray, k: int, leaf_size: int, seed: int) -> tuple[np.ndarray, list[str], Codebook]:
+    """`(codes, vocab, codebook)`: each document's path and leaf position, the tokens, and every
+    tree node's centroids (with its parent and branch) kept."""
     if k < 2 or leaf_size < 1:
         raise DdroError(f"hkmeans needs k >= 2 and leaf size >= 1 (got k={k}, leaf size={leaf_size})")
     paths: list[list[tuple[int, int]]] = [[] for _ in range(len(embeddings))]  # (level, cluster)
     leaf_rank = np.zeros(len(embeddings), dtype=np.int64)
-    stack = [(np.arange(len(embeddings)), 0)]
+    nodes: list[np.ndarray] = []  # each clustered group's centroids, in the order they were clustered
+    parents: list[int] = []
+    branches: list[int] = []
+    stack = [(np.arange(len(embeddings)), 0, -1, 0)]  # members, level, parent node, branch in the parent
     progress = tqdm(total=len(embeddings), desc="hkmeans", unit="doc")
     while stack:
-        members, level = stack.pop()
+        members, level, parent, branch = stack.pop()
         if len(members) <= leaf_size:
             leaf_rank[members] = np.arange(len(members))
             progress.update(len(members))
             continue
-        _, labels = kmeans(embeddings[members], k, seed + level)
+        centroids, labels = kmeans(embeddings[members], k, seed + level)
         if labels.max() == 0:  # identical embeddings: split them evenly instead of forever
             labels = np.arange(len(members)) * k // len(members)
+        node = len(nodes)
+        nodes.append(centroids)
+        parents.append(parent)
+        branches.append(branch)
         for cluster in range(int(labels.max()) + 1):
             part = members[labels == cluster]
             for doc in part:
                 paths[doc].append((level, cluster))
-            stack.append((part, level + 1))
+            stack.append((part, level + 1, node, cluster))
     progress.close()
     depth = max(len(p) for p in paths)
     vocab = [f"<hk_{level}_{c}>" for level in range(depth) for c in range(k)]
     leaf_base = len(vocab)
     vocab += [f"<hk_leaf_{p}>" for p in range(leaf_size)]
     rows = [[level * k + c for level, c in path] + [leaf_base + int(leaf_rank[doc])] for doc, path in enumerate(paths)]
-    return pad_rows(rows), vocab
+    codebook = Codebook.from_groups("hkmeans", k, nodes, width=embeddings.shape[1],
+                                    parents=np.array(parents, dtype=np.int64), branches=np.array(branches, dtype=np.int64))
+    return pad_rows(rows), vocab, codebook

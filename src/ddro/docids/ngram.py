@@ -30,7 +30,6 @@ TEMPERATURE = 1.0
 def spans_table(scheme, collection, config) -> DocidTable:
     from ddro.decoding.spans import SpanIndex
     from ddro.docids import text
-    from ddro.texts import all_for_tokenizer
 
     if config.span_tokens < 1:
         raise OptionError("span_tokens", f"must be at least 1 (got {config.span_tokens})")
@@ -40,26 +39,79 @@ def spans_table(scheme, collection, config) -> DocidTable:
     eos = text.eos_token(tokenizer)
     eos_id = tokenizer.convert_tokens_to_ids(eos)
     docs = collection.docs
-    rows = []
-    for start in tqdm(range(0, len(docs), 1024), desc="tokenizing documents", unit="batch"):
-        texts = all_for_tokenizer([d.full_text for d in docs[start:start + 1024]], config.span_doc_tokens)
-        ids = tokenizer(texts, add_special_tokens=False)["input_ids"]
-        # An EOS written in a text is no token of a span (it ends spans).
-        rows.extend(np.asarray([t for t in row if t != eos_id][: config.span_doc_tokens], dtype=np.int64) for row in ids)
+    rows = document_token_ids(docs, tokenizer, config.span_doc_tokens)
     lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
     flat = np.concatenate(rows) if lengths.sum() else np.zeros(0, dtype=np.int64)
     used = np.unique(np.append(flat, eos_id))  # the vocabulary in token id order, EOS included
     codes = np.searchsorted(used, flat)
-    eos_code = int(np.searchsorted(used, eos_id))
-    offsets = np.concatenate([[0], np.cumsum(lengths)])
     vocab = tokenizer.convert_ids_to_tokens(used.tolist())
-    first = pad_rows([[*codes[offsets[i]:offsets[i] + min(config.span_tokens, lengths[i])].tolist(), eos_code]
-                      for i in range(len(docs))])
-    strings = [tokenizer.convert_tokens_to_string([vocab[c] for c in row[row >= 0][:-1]]) for row in first]
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    first, strings = first_spans(codes, offsets, vocab, tokenizer, config.span_tokens, eos)
     spans = SpanIndex.build(codes, offsets, len(vocab), config.span_tokens)
     options = config.recorded() | {"eos_token": eos}
     return DocidTable(scheme.name, [d.doc_id for d in docs], first, vocab, False, options, strings,
                       collision_groups(first), "share", spans=spans)
+
+
+def document_token_ids(docs, tokenizer, doc_tokens: int) -> list[np.ndarray]:
+    """Each document's first `doc_tokens` token ids (title then text), its tokenizer's EOS left out:
+    an EOS written in a text is no token of a span (it ends spans)."""
+    from ddro.docids.text import eos_token
+    from ddro.texts import all_for_tokenizer
+
+    eos_id = tokenizer.convert_tokens_to_ids(eos_token(tokenizer))
+    rows = []
+    for start in tqdm(range(0, len(docs), 1024), desc="tokenizing documents", unit="batch"):
+        texts = all_for_tokenizer([d.full_text for d in docs[start:start + 1024]], doc_tokens)
+        ids = tokenizer(texts, add_special_tokens=False)["input_ids"]
+        rows.extend(np.asarray([t for t in row if t != eos_id][:doc_tokens], dtype=np.int64) for row in ids)
+    return rows
+
+
+def first_spans(codes, offsets, vocab: list[str], tokenizer, span_tokens: int, eos: str) -> tuple[np.ndarray, list[str]]:
+    """Each document's fixed docid, its first `span_tokens` codes then EOS, and that span as text."""
+    eos_code = vocab.index(eos)
+    first = pad_rows([[*codes[offsets[i]:min(offsets[i] + span_tokens, offsets[i + 1])].tolist(), eos_code]
+                      for i in range(len(offsets) - 1)])
+    strings = [tokenizer.convert_tokens_to_string([vocab[c] for c in row[row >= 0][:-1]]) for row in first]
+    return first, strings
+
+
+def respanned(table: DocidTable, doc_codes: list[np.ndarray], vocab: list[str], doc_ids: list[str]) -> DocidTable:
+    """`table` over other documents (`doc_ids`, with their codes `doc_codes` in `vocab`, which
+    extends the table's): first spans, span index and collision groups made again; the vocabulary
+    only grows, so that a model's rows for the table's tokens keep their meaning."""
+    from ddro.decoding.spans import SpanIndex
+    from ddro.docids import text
+
+    tokenizer = text.load_tokenizer(table.options["tokenizer"])
+    lengths = np.fromiter(map(len, doc_codes), dtype=np.int64, count=len(doc_codes))
+    codes = np.concatenate(doc_codes) if lengths.sum() else np.zeros(0, dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    first, strings = first_spans(codes, offsets, vocab, tokenizer, table.spans.max_tokens, table.options["eos_token"])
+    spans = SpanIndex.build(codes, offsets, len(vocab), table.spans.max_tokens, table.spans.window)
+    return DocidTable(table.scheme, doc_ids, first, vocab, False, table.options, strings, collision_groups(first),
+                      "share", spans=spans)
+
+
+def added_spans(table: DocidTable, new_docs) -> DocidTable:
+    """`table` with `new_docs` after its documents: their tokens join the index (a token the
+    corpus did not have joins the vocabulary, at its end)."""
+    from ddro.docids import text
+
+    tokenizer = text.load_tokenizer(table.options["tokenizer"])
+    vocab = list(table.vocab)
+    code_of = {token: code for code, token in enumerate(vocab)}
+    new_codes = []
+    for ids in document_token_ids(new_docs, tokenizer, table.options["span_doc_tokens"]):
+        tokens = tokenizer.convert_ids_to_tokens(ids.tolist())
+        for token in tokens:
+            if token not in code_of:
+                code_of[token] = len(vocab)
+                vocab.append(token)
+        new_codes.append(np.asarray([code_of[t] for t in tokens], dtype=np.int64))
+    old_codes = [table.spans.document_codes(i) for i in range(len(table))]
+    return respanned(table, old_codes + new_codes, vocab, table.doc_ids + [d.doc_id for d in new_docs])
 
 
 class SpanTargets:

@@ -3,8 +3,9 @@
 A scheme is one registration (`register_scheme`): its name, its kind, the `DocidConfig` options it
 reads, and the function that makes its docids. The kind decides how those become a table:
 
-- `computed`: codes from the documents' embeddings (`make(embeddings, config) -> (codes, vocab)`),
-  new tokens, collisions resolved with `<dup_k>` tokens;
+- `computed`: codes from the documents' embeddings (`make(embeddings, config) -> (codes, vocab)`,
+  or `(codes, vocab, codebook)` to keep the centroids a new document's code comes from:
+  `ddro.docids.codebooks`), new tokens, collisions resolved with `<dup_k>` tokens;
 - `textual`: one string per document (`make(docs, config) -> strings`), cut by a tokenizer into its
   own tokens and ended with its EOS;
 - `atomic`: one new token per document (`make(docs, config) -> (codes, vocab)`), unique by construction;
@@ -106,10 +107,11 @@ def _computed_table(scheme: DocidScheme, collection, config: DocidConfig) -> Doc
     encoder = encoders.get_encoder(config.encoder, config.seed)
     embeddings = encoders.embed_documents(encoders.document_texts(collection), encoder,
                                           encoders.resolve_cache_dir(config.cache_dir))
-    codes, vocab = scheme.make(embeddings, config)
+    codes, vocab, *kept = scheme.make(embeddings, config)
     codes, vocab, groups = resolve_with_dup_tokens(codes, vocab, config.collisions)
     doc_ids = [d.doc_id for d in collection.docs]
-    return DocidTable(scheme.name, doc_ids, codes, vocab, True, options, None, groups, config.collisions)
+    return DocidTable(scheme.name, doc_ids, codes, vocab, True, options, None, groups, config.collisions,
+                      codebook=kept[0] if kept else None)
 
 
 def _atomic_table(scheme: DocidScheme, collection, config: DocidConfig) -> DocidTable:

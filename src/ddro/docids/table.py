@@ -10,7 +10,9 @@ each vocabulary string to its own token id when it loads the table. Two kinds of
 On disk a table is a folder of plain files (no pickle):
 `table.json` (metadata), `vocab.json` (token strings), `codes.npy` (int32, rows padded with -1),
 `docids.tsv` (doc id, docid string, tokens; for people and other tools) and `collisions.tsv`;
-the `ngram` scheme adds its span index under `spans/` (`ddro.decoding.spans`).
+the `ngram` scheme adds its span index under `spans/` (`ddro.decoding.spans`), and the pq, rq and
+hkmeans schemes their centroids under `codebook/` (`ddro.docids.codebooks`), from which documents
+added later get their codes (`ddro.docids.growth`).
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ DOCIDS_HEADER = ["doc_id", "docid_string", "tokens"]
 COLLISION_POLICIES = ("suffix", "share")
 # The folder of a table's span index (scheme `ngram`).
 SPANS_FOLDER = "spans"
+# The folder of a computed table's centroids.
+CODEBOOK_FOLDER = "codebook"
 
 
 def dup_token(rank: int) -> str:
@@ -58,6 +62,8 @@ class DocidTable:
     collision_policy: str = "suffix"
     # The corpus' spans (`ddro.decoding.spans.SpanIndex`) of the `ngram` scheme, whose docids are any span.
     spans: object | None = None
+    # The centroids of a computed scheme's codes (`ddro.docids.codebooks.Codebook`), for documents added later.
+    codebook: object | None = None
     _reverse: dict | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self):
@@ -137,6 +143,8 @@ class DocidTable:
                 fh.write(f"{g}\t{' '.join(self.doc_ids[i] for i in group)}\n")
         if self.spans is not None:
             self.spans.save(folder / SPANS_FOLDER)
+        if self.codebook is not None:
+            self.codebook.save(folder / CODEBOOK_FOLDER)
         write_checksums(folder)
 
     @classmethod
@@ -168,10 +176,16 @@ class DocidTable:
             if spans.n_docs != len(doc_ids) or spans.vocab_size != len(vocab):
                 raise DdroError(f"{folder / SPANS_FOLDER}: an index of {spans.n_docs} documents and {spans.vocab_size} "
                                 f"tokens beside a table of {len(doc_ids)} documents and {len(vocab)} tokens")
+        codebook = None
+        if (folder / CODEBOOK_FOLDER).is_dir():
+            from ddro.docids.codebooks import Codebook
+
+            codebook = Codebook.load(folder / CODEBOOK_FOLDER)
         return cls(
             scheme=meta["scheme"], doc_ids=doc_ids, codes=codes, vocab=vocab, new_tokens=meta["new_tokens"],
             options=meta.get("options", {}), strings=strings if not meta["new_tokens"] else None,
             collision_groups=groups, collision_policy=meta.get("collision_policy", "suffix"), spans=spans,
+            codebook=codebook,
         )
 
 

@@ -121,6 +121,37 @@ def terms_strings(docs, n_terms: int) -> list[str]:
 
 # --- strings -> token docids -----------------------------------------------------------------
 
+def docid_token_reader(tokenizer):
+    """`tokens_of(text)`: the tokenizer's tokens of a docid string (no special tokens)."""
+    def tokens_of(text: str) -> tuple[str, ...]:
+        return tuple(tokenizer.convert_ids_to_tokens(tokenizer(text, add_special_tokens=False)["input_ids"]))
+
+    return tokens_of
+
+
+def check_numbering(tokenizer, tokens_of) -> None:
+    """The `suffix` policy numbers duplicates ' 2', ' 3', ...: refuse a tokenizer that cannot tell
+    those apart (one that writes digits as its unknown token would make `numbered` try ever longer
+    numbers, about 10**k of them for the k-th duplicate)."""
+    if len({tokens_of(f" {rank}") for rank in range(2, 12)}) < 10:
+        name = getattr(tokenizer, "name_or_path", "") or type(tokenizer).__name__
+        raise DdroError(f"tokenizer {name!r} cannot tell the numbers 2-11 apart, so --collisions suffix cannot "
+                        "number duplicate docids; use --collisions share or a tokenizer that writes digits")
+
+
+def numbered(sequence: tuple[str, ...], string: str, used: set, tokens_of, body_len: int) -> tuple[tuple[str, ...], str]:
+    """A docid taken by another document made unique (`suffix` policy): the first of ' 2', ' 3', ...
+    whose tokens, after the docid's first tokens (cut to keep it within `body_len`), make a
+    sequence not in `used`; returns that sequence and the string with its number."""
+    rank = 2
+    while True:
+        suffix = tokens_of(f" {rank}")
+        candidate = sequence[: body_len - len(suffix)] + suffix
+        if candidate not in used:
+            return candidate, f"{string} {rank}"
+        rank += 1
+
+
 def tokenize_docids(strings: list[str], tokenizer, max_tokens: int, policy: str):
     """Tokenize docid strings, make them unique under `policy`, end each with EOS.
 
@@ -134,10 +165,7 @@ def tokenize_docids(strings: list[str], tokenizer, max_tokens: int, policy: str)
         raise OptionError("max_tokens", f"must be at least 2 (got {max_tokens})")
     eos = eos_token(tokenizer)
     body_len = max_tokens - 1
-
-    def tokens_of(text: str) -> tuple[str, ...]:
-        return tuple(tokenizer.convert_ids_to_tokens(tokenizer(text, add_special_tokens=False)["input_ids"]))
-
+    tokens_of = docid_token_reader(tokenizer)
     sequences = [tokens_of(s)[:body_len] for s in tqdm(strings, desc="tokenizing docids", unit="doc")]
     first_of: dict[tuple[str, ...], int] = {}
     groups: dict[int, list[int]] = {}
@@ -149,25 +177,12 @@ def tokenize_docids(strings: list[str], tokenizer, max_tokens: int, policy: str)
     raw_groups = sorted(groups.values(), key=lambda g: g[0])
     strings = list(strings)
     if policy == "suffix" and raw_groups:
-        # A tokenizer that writes every number alike (digits as its unknown token) would make the
-        # search below try ever longer numbers, about 10**k of them for the k-th duplicate.
-        if len({tokens_of(f" {rank}") for rank in range(2, 12)}) < 10:
-            name = getattr(tokenizer, "name_or_path", "") or type(tokenizer).__name__
-            raise DdroError(f"tokenizer {name!r} cannot tell the numbers 2-11 apart, so --collisions suffix cannot "
-                            "number duplicate docids; use --collisions share or a tokenizer that writes digits")
+        check_numbering(tokenizer, tokens_of)
         used = set(sequences)
         for group in raw_groups:
-            rank = 2
             for doc in group[1:]:
-                while True:
-                    suffix = tokens_of(f" {rank}")
-                    candidate = sequences[doc][: body_len - len(suffix)] + suffix
-                    rank += 1
-                    if candidate not in used:
-                        break
-                used.add(candidate)
-                sequences[doc] = candidate
-                strings[doc] = f"{strings[doc]} {rank - 1}"
+                sequences[doc], strings[doc] = numbered(sequences[doc], strings[doc], used, tokens_of, body_len)
+                used.add(sequences[doc])
     sequences = [seq + (eos,) for seq in sequences]
     token_ids = {t: tokenizer.convert_tokens_to_ids(t) for seq in sequences for t in seq}
     vocab = sorted(token_ids, key=lambda t: (token_ids[t], t))

@@ -101,7 +101,7 @@ def _minilm_warm(preset, table: DocidTable, corpus_texts) -> BuiltModel:
         max_position_embeddings=int(table.lengths.max()) + 8, tie_word_embeddings=settings.tie_output,
     ))
     if table.spans is not None:
-        _start_from_encoder_rows(decoder, encoder, tokenizer, table, docid_ids)
+        _start_from_encoder_rows(decoder, encoder, tokenizer, table.vocab, docid_ids)
     model = EncoderDecoderModel(encoder=encoder, decoder=decoder)
     model.config.decoder_start_token_id, model.config.pad_token_id, model.config.eos_token_id = 2, 0, 1
     model.generation_config.decoder_start_token_id = 2
@@ -113,13 +113,13 @@ def _minilm_warm(preset, table: DocidTable, corpus_texts) -> BuiltModel:
     return BuiltModel(model, tokenizer, docid_ids, 1, 2)
 
 
-def _start_from_encoder_rows(decoder, encoder, tokenizer, table: DocidTable, docid_ids) -> None:
+def _start_from_encoder_rows(decoder, encoder, tokenizer, tokens: list[str], docid_ids) -> None:
     """N-gram docids are spans of the collection in the encoder's own tokens: each token's decoder row
     (the tied output row too) starts as the encoder's embedding of that token, so that the decoder
     can score the tokens it reads in the query from the start (SEAL's BART shares them likewise)."""
     import torch
 
-    own = tokenizer.convert_tokens_to_ids(table.vocab)
+    own = tokenizer.convert_tokens_to_ids(tokens)
     source = encoder.get_input_embeddings().weight
     with torch.no_grad():
         decoder.get_input_embeddings().weight[torch.as_tensor(docid_ids)] = source[torch.as_tensor(own)]
@@ -175,6 +175,31 @@ def _pretrained(preset, table: DocidTable, corpus_texts) -> BuiltModel:
     docid_ids = np.array([tokenizer.eos_token_id if tok == eos else own[tok] if tok in own else new_ids[tok]
                           for tok in table.vocab], dtype=np.int64)
     return BuiltModel(model, tokenizer, docid_ids, int(tokenizer.eos_token_id), int(model.config.decoder_start_token_id))
+
+
+def grow_docid_rows(docid_model, tokens: list[str], spans: bool = False) -> np.ndarray:
+    """Give a trained model decoder rows for docid tokens its table did not have (documents added
+    later: `ddro.corpus_change`), appended after the decoder's rows, which keep their ids and
+    weights; returns the tokens' decoder ids. A text token the pretrained checkpoint's own
+    tokenizer has keeps that id. The new rows start as transformers' resize makes them (the mean
+    of the others), n-gram tokens under minilm-warm from the encoder's embedding of the token, as
+    the build starts them."""
+    model = docid_model.model
+    architecture = get_architecture(docid_model.architecture)
+    own = docid_model.tokenizer.get_vocab() if architecture.docids_in_own_tokenizer and not docid_model.table.new_tokens else {}
+    appended = [token for token in tokens if token not in own]
+    decoder = model.decoder if architecture.encoder_decoder else model
+    base = architecture.decoder_vocab_size(model)
+    new_ids = {token: base + i for i, token in enumerate(appended)}
+    if appended:
+        decoder.resize_token_embeddings(base + len(appended))
+        if architecture.encoder_decoder:
+            model.config.decoder.vocab_size = base + len(appended)
+    ids = np.array([own[t] if t in own else new_ids[t] for t in tokens], dtype=np.int64)
+    if spans and architecture.encoder_decoder and appended:
+        _start_from_encoder_rows(decoder, model.encoder, docid_model.tokenizer, appended,
+                                 np.array([new_ids[t] for t in appended], dtype=np.int64))
+    return ids
 
 
 register_architecture(Architecture("minilm-warm", _minilm_warm, encoder_decoder=True, scales_encoder_lr=True))
