@@ -20,7 +20,7 @@ LAYERS = [
     ["ddro.models", "ddro.bm25", "ddro.dense", "ddro.evaluation"],
     ["ddro.retrieval", "ddro.released", "ddro.querysets", "ddro.teacher"],
     ["ddro.training"],
-    ["ddro.recipes", "ddro.pipeline", "ddro.serving", "ddro.pyterrier"],
+    ["ddro.recipes", "ddro.pipeline", "ddro.corpus_change", "ddro.serving", "ddro.pyterrier"],
     ["ddro.cli"],
 ]
 # The one module of training that searches (validation, model negatives).

@@ -37,10 +37,26 @@ def test_every_scheme_on_every_collection(name, scheme, tmp_path, capsys):
         assert sum(len(table.spans.document_codes(d)) for d in range(DOCS[name])) == table.spans.n_tokens
         return
     assert stats["documents"] == stats["unique_docids"] == DOCS[name]
+    if table.codebook is not None:
+        assert_codebook_gives_the_codes_back(table, name)
     if scheme in FIXED_LENGTH:
         # Documents of a colliding group carry one more token (<dup_k>).
         extra = int(stats["collisions"] > 0)
         assert FIXED_LENGTH[scheme] <= stats["docid_length_min"] <= stats["docid_length"] <= FIXED_LENGTH[scheme] + extra
+
+
+def assert_codebook_gives_the_codes_back(table, name):
+    """The saved centroids give every document its code back (k-means labels each point by its
+    nearest centroid): what a document added later is coded by."""
+    from ddro.collections import load_collection
+    from ddro.docids.encoders import document_texts, embed_documents, get_encoder, resolve_cache_dir
+
+    embeddings = embed_documents(document_texts(load_collection(DATA / name)), get_encoder("lsa", 0),
+                                 resolve_cache_dir(None))
+    for i, codes in enumerate(table.codebook.encode(embeddings)):
+        tokens = table.docid_tokens(i)
+        raw = tokens[:-1] if tokens[-1].startswith(("<dup_", "<hk_leaf_")) else tokens
+        assert raw == [table.vocab[c] for c in codes], (name, table.scheme, i)
 
 
 def test_cranfield_pq_with_minilm(tmp_path):

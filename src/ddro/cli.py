@@ -186,7 +186,7 @@ def cmd_train_sft(args) -> int:
     preset = preset_from_args(args)
     collection = load_collection(args.collection, args.test_fraction)
     table = DocidTable.load(args.docids)
-    recipes.check_documents(table.doc_ids, collection, args.docids, args.collection)
+    collection = recipes.check_documents(table.doc_ids, collection, args.docids, args.collection)
     inputs = inputs_from(args.collection, "docids", args.docids, "the docid table",
                          {"pseudo_queries_file": args.pseudo_queries_file})
     start = time.perf_counter()
@@ -232,7 +232,7 @@ def cmd_train_ddro(args) -> int:
     config = config_from_args(DDROConfig, args)
     collection = load_collection(args.collection, args.test_fraction)
     model = DocidModel.load(args.model)
-    recipes.check_documents(model.table.doc_ids, collection, args.model, args.collection)
+    collection = recipes.check_documents(model.table.doc_ids, collection, args.model, args.collection)
     check_split(model.split, collection.split, args.model, args.collection)
     inputs = inputs_from(args.collection, "model", args.model, "the SFT model",
                          {"pseudo_queries_file": args.pseudo_queries_file, "negatives_run": config.negatives_run})
@@ -249,36 +249,47 @@ def cmd_train_ddro(args) -> int:
 def cmd_add_docs(args) -> int:
     from ddro.collections import load_collection, load_documents
     from ddro.corpus_change import add_documents
+    from ddro.docids import DocidTable
     from ddro.manifest import collection_digests, file_digests, folder_digest, write_manifest
     from ddro.models import DocidModel, get_preset
+    from ddro.models.docid_model import MODEL_FILE
+    from ddro.training.ddro import DDROConfig
     from ddro.outputs import atomic_output_dir, check_output_dir
 
     if not distributed.is_main():
         return 0
     out = Path(args.out)
     check_output_dir(out, args.overwrite)
-    preset = get_preset(args.preset, None, {f"pseudo_{name}": getattr(args, name)
+    preset = get_preset(args.preset, None, {f"pseudo_{name}": getattr(args, f"add_{name}")
                                             for name in ("epochs", "learning_rate", "batch_size")}, seed=args.seed)
+    ddro = config_from_args(DDROConfig, args) if args.ddro else None
     collection = load_collection(args.collection, args.test_fraction)
-    model = DocidModel.load(args.model)
-    check_split(model.split, collection.split, args.model, args.collection)
-    known = set(model.table.doc_ids)
+    if not (Path(args.model) / MODEL_FILE).is_file():
+        raise DdroError(f"{args.model}: not a ddro model folder (no {MODEL_FILE})")
+    known = set(DocidTable.load(Path(args.model) / "docids").doc_ids)  # checked before the weights load
     if args.documents:
         new_docs = load_documents(args.documents)
+        repeated = next((d.doc_id for d in new_docs if d.doc_id in known), None)
+        if repeated is not None:
+            raise DdroError(f"{args.documents}: document {repeated!r} is already in {args.model}")
     else:
         new_docs = [d for d in collection.docs if d.doc_id not in known]
         if not new_docs:
             raise DdroError(f"{args.collection}: every document is already in {args.model} (give --documents)")
+    model = DocidModel.load(args.model)
+    check_split(model.split, collection.split, args.model, args.collection)
     with atomic_output_dir(out, args.overwrite) as tmp:
-        result = add_documents(model, collection, new_docs, preset, tmp / "training", args.replay)
+        result = add_documents(model, collection, new_docs, preset, tmp / "training", args.replay, ddro=ddro)
         model.save(tmp)
         (tmp / "add_summary.json").write_text(json.dumps(result.to_dict(), indent=2) + "\n")
         inputs = {"collection": collection_digests(args.collection), "model": folder_digest(args.model)}
         if args.documents:
             inputs["documents"] = file_digests(args.documents) if Path(args.documents).is_file() else {}
-        write_manifest(tmp, inputs, preset.to_dict() | {"replay": args.replay}, args.seed)
+        write_manifest(tmp, inputs, preset.to_dict() | {"replay": args.replay, "ddro": ddro.record() if ddro else None},
+                       args.seed)
+    round_note = f", DDRO round on {result.ddro['pairs']} pairs" if result.ddro else ""
     print(f"add-docs: {result.documents} documents added ({result.new_tokens} new docid tokens), trained on "
-          f"{result.examples} examples ({result.replayed} replayed, {result.query_examples} from queries); "
+          f"{result.examples} examples ({result.replayed} replayed, {result.query_examples} from queries){round_note}; "
           f"{result.seconds:.0f} s -> {out}")
     return 0
 
@@ -613,13 +624,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace the output folder if it exists")
     p.add_argument("--preset", default=DEFAULT_PRESET, choices=list(PRESETS),
                    help=f"the training settings: its pseudo-query stage's (default: {DEFAULT_PRESET})")
-    p.add_argument("--epochs", type=ranged(float, 0), default=None, help="epochs over the new and replayed examples "
-                   "(default: the preset's pseudo-query stage's)")
-    p.add_argument("--learning-rate", type=ranged(float, 0, low_open=True), default=None)
-    p.add_argument("--batch-size", type=POSITIVE, default=None)
+    p.add_argument("--add-epochs", type=ranged(float, 0), default=None, help="epochs over the new and replayed "
+                   "examples (default: the preset's pseudo-query stage's)")
+    p.add_argument("--add-learning-rate", type=ranged(float, 0, low_open=True), default=None,
+                   help="(default: the preset's pseudo-query stage's)")
+    p.add_argument("--add-batch-size", type=POSITIVE, default=None, help="(default: the preset's pseudo-query stage's)")
     p.add_argument("--replay", type=ranged(float, 0), default=DEFAULT_REPLAY, help="old documents' examples mixed in, "
                    f"per new example (default: {DEFAULT_REPLAY:g})")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--ddro", action=argparse.BooleanOptionalAction, default=False, help="then a DDRO round on the "
+                   "training queries that judge new documents and the new documents' pseudo-queries, selected on "
+                   "every held-out query (default: off)")
+    add_config_options(p, DDROConfig, "DDRO round", skip=RUN_SKIPS)
     p.set_defaults(func=cmd_add_docs, writes_folder=True)
 
     p = sub.add_parser("remove-docs", help="take documents out of a trained model's index (no training)")

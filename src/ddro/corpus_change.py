@@ -7,8 +7,9 @@ moves); docid tokens the table lacked get decoder rows appended (`grow_docid_row
 training stage continues SFT on the new documents' examples (their pseudo-queries, their
 indexing passages when the preset trains an indexing stage, and the training queries judging
 them), mixed with a seeded sample of the old documents' examples (`replay` of them per new one,
-SFT's replay), at the preset's pseudo-query stage settings. The search's trie is made from the
-table, so the new documents are found as soon as the model is saved.
+SFT's replay), at the preset's pseudo-query stage settings; a DDRO round may follow on the
+queries that judge new documents. The search's trie is made from the table, so the new
+documents are found as soon as the model is saved.
 
 Removing: the documents leave the table (and so the trie or the span index) and can no longer
 be returned; the weights are not touched, and what they learned of those documents stays in
@@ -37,31 +38,11 @@ class AddResult:
     replayed: int
     query_examples: int
     seconds: float
+    # The DDRO round's summary (`DDROResult.to_dict()` less its settings), when one ran.
+    ddro: dict | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def table_documents(table, collection, source: str) -> list:
-    """The `Document`s of `table`, in its order, from `collection` (which may hold more)."""
-    by_id = {d.doc_id: d for d in collection.docs}
-    missing = next((d for d in table.doc_ids if d not in by_id), None)
-    if missing is not None:
-        raise DdroError(f"{source}: the model's document {missing!r} is not in the collection "
-                        "(give the collection the model was trained on, grown or not)")
-    return [by_id[d] for d in table.doc_ids]
-
-
-def in_table_order(collection, table, source: str):
-    """`collection` with exactly the table's documents, in the table's order (its queries, judgments
-    and split kept, judgments of other documents dropped), as training on a table expects."""
-    docs = table_documents(table, collection, source)
-    known = set(table.doc_ids)
-    part_qrels = None
-    if collection.part_qrels is not None:
-        part_qrels = {part: [q for q in qrels if q.doc_id in known] for part, qrels in collection.part_qrels.items()}
-    return replace(collection, docs=docs, qrels=[q for q in collection.qrels if q.doc_id in known],
-                   part_qrels=part_qrels)
 
 
 def adopt_table(docid_model, table) -> int:
@@ -86,31 +67,40 @@ def adopt_table(docid_model, table) -> int:
 
 
 def add_documents(docid_model, collection, new_docs, preset, out_dir: Path, replay: float = DEFAULT_REPLAY,
-                  cache_dir=None) -> AddResult:
+                  cache_dir=None, ddro=None) -> AddResult:
     """Give `docid_model` the documents `new_docs` and train it on them (module docstring).
 
-    `collection` holds the model's documents (its training queries may judge the new ones); the
-    Trainer's files go under `out_dir`.
+    `collection` holds the model's documents, and may hold the new ones (then its training
+    queries that judge them train too); the Trainer's files go under `out_dir`. With `ddro` (a
+    `DDROConfig`) a DDRO round follows on the queries judging new documents and the new
+    documents' pseudo-queries, selected on every held-out query (old documents' too).
     """
     from ddro.docids.growth import added
-
-    start = time.perf_counter()
-    old_docs = table_documents(docid_model.table, collection, "--collection")
-    n_old = len(old_docs)
-    grown = added(docid_model.table, new_docs, old_docs, cache_dir)
-    new_tokens = adopt_table(docid_model, grown)
-    own, queries, pool = _examples(docid_model, collection, old_docs, new_docs, preset, cache_dir)
     from ddro.training.sft import replayed
 
+    start = time.perf_counter()
+    old_docs = collection.with_documents(docid_model.table.doc_ids, "the model's docid table").docs
+    grown = added(docid_model.table, new_docs, old_docs, cache_dir)
+    new_tokens = adopt_table(docid_model, grown)
+    everything = replace(collection, docs=list({d.doc_id: d for d in [*collection.docs, *new_docs]}.values()))
+    ordered = everything.with_documents(grown.doc_ids)
+    own, queries, pool = _examples(docid_model, ordered, len(old_docs), preset, cache_dir)
     replays = replayed(pool, len(own), replay, preset.seed)
     _train(docid_model, own + replays, preset, out_dir)
-    return AddResult(len(grown) - n_old, new_tokens, len(own) + len(replays), len(replays), queries,
-                     round(time.perf_counter() - start, 2))
+    round_summary = None
+    if ddro is not None:
+        from ddro.training.ddro import train_ddro
+
+        summary = train_ddro(docid_model, ordered, ddro, out_dir / "ddro", documents=range(len(old_docs), len(grown)))
+        round_summary = {k: v for k, v in summary.to_dict().items() if k != "config"}
+    return AddResult(len(grown) - len(old_docs), new_tokens, len(own) + len(replays), len(replays), queries,
+                     round(time.perf_counter() - start, 2), round_summary)
 
 
-def _examples(docid_model, collection, old_docs, new_docs, preset, cache_dir):
+def _examples(docid_model, collection, n_old: int, preset, cache_dir):
     """`(new examples, how many of them are query examples, old examples to replay from)`: the
-    stages' examples of the new documents and of the old, indexed as in the grown table."""
+    SFT stages' examples of the documents after the first `n_old` of `collection` (in the grown
+    table's order) and of those first ones."""
     from ddro.collections.base import validation_part
     from ddro.training.instances import index_examples, pseudo_examples, query_examples
 
@@ -121,15 +111,13 @@ def _examples(docid_model, collection, old_docs, new_docs, preset, cache_dir):
             examples += index_examples(docs, preset.passages_per_doc, preset.passage_words, preset.seed)
         return [(text, doc + offset) for text, doc in examples]
 
-    n_old = len(old_docs)
-    grown = in_table_order(collection, docid_model.table, "--collection")
     held_out = validation_part(collection.split.train, docid_model.validation_fraction or 0.0)
-    index = {doc_id: i for i, doc_id in enumerate(docid_model.table.doc_ids)}
-    judged = query_examples(grown, index, preset.query_repeats, held_out)
+    index = {d.doc_id: i for i, d in enumerate(collection.docs)}
+    judged = query_examples(collection, index, preset.query_repeats, held_out)
     new_queries = [(text, doc) for text, doc in judged if doc >= n_old]
-    old_queries = [(text, doc) for text, doc in judged if doc < n_old]
-    own = documents_examples(new_docs, n_old) + new_queries
-    return own, len(new_queries), documents_examples(old_docs, 0) + old_queries
+    own = documents_examples(collection.docs[n_old:], n_old) + new_queries
+    pool = documents_examples(collection.docs[:n_old], 0) + [(text, doc) for text, doc in judged if doc < n_old]
+    return own, len(new_queries), pool
 
 
 def _train(docid_model, examples: list, preset, out_dir: Path) -> None:

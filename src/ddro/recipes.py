@@ -17,10 +17,16 @@ from ddro.errors import DdroError
 from ddro.outputs import atomic_output_dir, atomic_write_text
 
 
-def check_documents(doc_ids: list[str], collection, source, collection_source) -> None:
-    """A docid table or model made for other documents than `collection`'s would rank the wrong ones."""
-    if list(doc_ids) != [d.doc_id for d in collection.docs]:
+def check_documents(doc_ids: list[str], collection, source, collection_source):
+    """`collection` with its documents in the order of `doc_ids` (a docid table's, which training
+    indexes them by: documents added to a model come after the others); a table or model made for
+    other documents than `collection`'s would rank the wrong ones, and is refused."""
+    doc_ids = list(doc_ids)
+    if len(doc_ids) != len(collection.docs) or set(doc_ids) != {d.doc_id for d in collection.docs}:
         raise DdroError(f"{source}: made for another collection than {collection_source}")
+    if doc_ids == [d.doc_id for d in collection.docs]:
+        return collection
+    return collection.with_documents(doc_ids, source)
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Iterator, NamedTuple
 
 from ddro.errors import DdroError, OptionError
@@ -141,6 +141,20 @@ class Collection:
             raise ValueError(f"part must be 'train' or 'test', not {part!r}")
         ids = set(getattr(self.split, part))
         return [q for q in self.queries if q.query_id in ids]
+
+    def with_documents(self, doc_ids, source: str = "the docid table") -> "Collection":
+        """This collection with exactly the documents `doc_ids`, in that order (a table's: training
+        indexes documents by their row), its queries and split kept and the judgments of other
+        documents dropped; one line naming the first id it lacks."""
+        by_id = {d.doc_id: d for d in self.docs}
+        missing = next((d for d in doc_ids if d not in by_id), None)
+        if missing is not None:
+            raise DdroError(f"{source}: document {missing!r} is not in the collection {self.source or self.name}")
+        known = set(doc_ids)
+        part_qrels = None if self.part_qrels is None else {
+            part: [q for q in qrels if q.doc_id in known] for part, qrels in self.part_qrels.items()}
+        return replace(self, docs=[by_id[d] for d in doc_ids], qrels=[q for q in self.qrels if q.doc_id in known],
+                       part_qrels=part_qrels)
 
     def judged_query_ids(self) -> list[str]:
         """Queries with at least one relevant (relevance > 0) judgment, in query order."""

@@ -212,7 +212,7 @@ def _check_measure(name: str) -> None:
                           "(e.g. RR@10, nDCG@10)") from None
 
 
-def training_queries(collection, docid_model, config: DDROConfig, cache_dir=None):
+def training_queries(collection, docid_model, config: DDROConfig, cache_dir=None, documents=None):
     """`(train queries, validation queries, positives)`.
 
     The split's training queries plus up to `pseudo_queries` pseudo-queries (one per sampled
@@ -229,6 +229,10 @@ def training_queries(collection, docid_model, config: DDROConfig, cache_dir=None
     Graded relevance is binarized: a query's positives are all its documents of relevance > 0
     in the training part's judgments, a grade-3 document no more preferred than a grade-1 one,
     and no pair sets two relevant documents against each other.
+
+    `documents` (indices; documents just added: `ddro add-docs --ddro`) narrows the training
+    queries to those judging one of them and the pseudo-queries to theirs; the validation part
+    stays every held-out query's, so that selection also watches the other documents.
     """
     from ddro.collections.base import validation_part
 
@@ -238,7 +242,8 @@ def training_queries(collection, docid_model, config: DDROConfig, cache_dir=None
     queries = collection.queries_of("train")
     if config.pseudo_queries:
         rng = np.random.default_rng(config.seed)
-        sampled = sorted(rng.permutation(len(collection.docs))[:config.pseudo_queries].tolist())
+        pool = np.arange(len(collection.docs)) if documents is None else np.asarray(sorted(documents))
+        sampled = sorted(pool[rng.permutation(len(pool))[:config.pseudo_queries]].tolist())
         for doc, candidates in zip(sampled, _pseudo_query_candidates(collection, sampled, docid_model,
                                                                      config.seed + _PSEUDO_SALT, cache_dir)):
             if candidates:
@@ -257,7 +262,11 @@ def training_queries(collection, docid_model, config: DDROConfig, cache_dir=None
         pseudo = [q.query_id for q in queries if isinstance(q, PseudoQuery)]
         rng = np.random.default_rng(config.seed + _PSEUDO_SALT)
         held |= {pseudo[i] for i in rng.permutation(len(pseudo))[:shortfall]}
-    return [q for q in queries if q.query_id not in held], [q for q in queries if q.query_id in held], positives
+    train = [q for q in queries if q.query_id not in held]
+    if documents is not None:
+        focus = set(documents)
+        train = [q for q in train if focus.intersection(positives.get(q.query_id, ()))]
+    return train, [q for q in queries if q.query_id in held], positives
 
 
 def _pseudo_query_candidates(collection, docs: list[int], docid_model, seed: int, cache_dir) -> list[list[str]]:
@@ -505,16 +514,18 @@ class DDROResult:
         return f"validation {self.validation_measure} {self.validation_score:.3f} (step {self.selected_step})"
 
 
-def train_ddro(docid_model, collection, config: DDROConfig, out_dir, resume: bool = False) -> DDROResult:
+def train_ddro(docid_model, collection, config: DDROConfig, out_dir, resume: bool = False,
+               documents=None) -> DDROResult:
     """Run the DDRO phase on `docid_model` in place; with `resume`, continue from the last checkpoint
     in `out_dir` of a phase with the same settings (the pairs, the reference and the selection's
-    start are recomputed as they were: they are deterministic)."""
+    start are recomputed as they were: they are deterministic). `documents` narrows the pairs to
+    the queries of those documents (`training_queries`)."""
     start = time.perf_counter()
     search = constrained_search(docid_model)
     # Under a launcher, rank 0 draws the queries (writing any generated ones' cache) and mines; the
     # others receive what it found.
     train_queries, validation, positives = distributed.on_main(
-        lambda: training_queries(collection, docid_model, config, out_dir))
+        lambda: training_queries(collection, docid_model, config, out_dir, documents))
     measure = config.validation_measure if validation else None
     ranked_sets = [train_queries] + ([validation] if measure == PAIR_LOSS else [])
 
