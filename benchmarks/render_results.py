@@ -10,7 +10,7 @@ between the two markers is generated. Sources:
   (the exact command, one line). Every folder present is rendered, in `RUN_ORDER` first.
 - `results/baselines.jsonl`, `results/docid-ceiling-minilm.jsonl`, `results/decoding-*.json`,
   `results/trie-scale-*.json`, `results/scale-*.json`, `results/kmeans-choice-*.jsonl`,
-  `results/service-load-*.json`, `results/span-index-*.json`: benchmark outputs; `results/ngram/<name>/`:
+  `results/service-load-*.json`, `results/span-index-*.json`, `results/corpus-change-*.json`: benchmark outputs; `results/ngram/<name>/`:
   `ddro run --scheme ngram` folders, as `runs/` holds them; `results/commands.json` names the command that
   wrote each file.
 """
@@ -383,6 +383,34 @@ def span_index_table(results: Path) -> str:
     return table(header, rows) + "\n" + commands_block(used)
 
 
+def corpus_change_table(results: Path, part: str = "test") -> str:
+    """`benchmarks/corpus_change.py`: each model's RR@10 and R@100 on one part's queries (all, those
+    judging a new document, the others), its seconds against the full retrain's, and the old
+    queries' RR@10 against the model before adding."""
+    files = sorted(results.glob("corpus-change-*.json"), key=lambda p: p.stem)
+    if not files:
+        return missing("benchmarks/results/corpus-change-*.json")
+    commands = load_commands(results)
+    header = ["collection (queries: all / new / old)", "model", "documents", "seconds", "÷ full retrain",
+              "RR@10 all", "RR@10 new", "RR@10 old", "old vs before", "R@100 all", "R@100 new", "R@100 old"]
+    rows, used = [], []
+    for path in files:
+        r = json.loads(path.read_text())
+        full = r["rows"]["full retrain (100%)"]["seconds"]
+        before = r["rows"]["before (90%)"][part]["old"]["RR@10"]
+        counts = " / ".join(str(r["queries"][part][group]) for group in ("all", "new", "old"))
+        for i, (name, row) in enumerate(r["rows"].items()):
+            seconds = row.get("seconds_all_steps", row["seconds"])
+            ratio = "" if name.startswith(("before", "full")) else f"{seconds / full:.2f}"
+            change = "" if name.startswith("before") else f"{row[part]['old']['RR@10'] - before:+.3f}"
+            rows.append([f"{collection_label(r['collection'])} ({counts})" if i == 0 else "", name,
+                         f"{row['documents']:,}", f"{seconds:.0f}", ratio,
+                         *(number(row[part][group]["RR@10"]) for group in ("all", "new", "old")), change,
+                         *(number(row[part][group]["R@100"]) for group in ("all", "new", "old"))])
+        used += commands.get(path.name, [])
+    return table(header, rows) + "\n" + commands_block(used)
+
+
 TABLES = {
     "headline": headline_table,
     "runs": runs_table,
@@ -397,6 +425,8 @@ TABLES = {
     "service-load": service_load_table,
     "ngram": ngram_table,
     "span-index": span_index_table,
+    "corpus-change": corpus_change_table,
+    "corpus-change-validation": lambda results: corpus_change_table(results, "validation"),
 }
 
 

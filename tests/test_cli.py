@@ -26,7 +26,8 @@ def test_docids_writes_table_stats_and_summary(beir_dir, tmp_path, capsys):
                                             "test_queries": 5, "unjudged_queries": 0}
     assert stats["options"]["pq_m"] == 4 and stats["options"]["encoder"] == "lsa:16"
     assert {p.name for p in out.iterdir()} == {"table.json", "vocab.json", "codes.npy", "docids.tsv", "collisions.tsv",
-                                             "checksums.json", "stats.json", "manifest.json"}
+                                             "codebook", "checksums.json", "stats.json", "manifest.json"}
+    assert {p.name for p in (out / "codebook").iterdir()} == {"codebook.json", "centroids.npy"}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pq", "tiny"]  # no leftovers beside it
 
 

@@ -261,7 +261,7 @@ def cmd_add_docs(args) -> int:
     out = Path(args.out)
     check_output_dir(out, args.overwrite)
     preset = get_preset(args.preset, None, {f"pseudo_{name}": getattr(args, f"add_{name}")
-                                            for name in ("epochs", "learning_rate", "batch_size")}, seed=args.seed)
+                                            for name in ("learning_rate", "batch_size")}, seed=args.seed)
     ddro = config_from_args(DDROConfig, args) if args.ddro else None
     collection = load_collection(args.collection, args.test_fraction)
     if not (Path(args.model) / MODEL_FILE).is_file():
@@ -279,14 +279,15 @@ def cmd_add_docs(args) -> int:
     model = DocidModel.load(args.model)
     check_split(model.split, collection.split, args.model, args.collection)
     with atomic_output_dir(out, args.overwrite) as tmp:
-        result = add_documents(model, collection, new_docs, preset, tmp / "training", args.replay, ddro=ddro)
+        result = add_documents(model, collection, new_docs, preset, tmp / "training", args.replay, args.add_epochs,
+                               ddro=ddro)
         model.save(tmp)
         (tmp / "add_summary.json").write_text(json.dumps(result.to_dict(), indent=2) + "\n")
         inputs = {"collection": collection_digests(args.collection), "model": folder_digest(args.model)}
         if args.documents:
             inputs["documents"] = file_digests(args.documents) if Path(args.documents).is_file() else {}
-        write_manifest(tmp, inputs, preset.to_dict() | {"replay": args.replay, "ddro": ddro.record() if ddro else None},
-                       args.seed)
+        write_manifest(tmp, inputs, preset.to_dict() | {"replay": args.replay, "epochs": args.add_epochs,
+                                                        "ddro": ddro.record() if ddro else None}, args.seed)
     round_note = f", DDRO round on {result.ddro['pairs']} pairs" if result.ddro else ""
     print(f"add-docs: {result.documents} documents added ({result.new_tokens} new docid tokens), trained on "
           f"{result.examples} examples ({result.replayed} replayed, {result.query_examples} from queries){round_note}; "
@@ -562,7 +563,7 @@ def _add_precision_option(parser, default_help: str) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from ddro import __version__
-    from ddro.corpus_change import DEFAULT_REPLAY
+    from ddro.corpus_change import DEFAULT_EPOCHS as DEFAULT_ADD_EPOCHS, DEFAULT_REPLAY
     from ddro.models import DEFAULT_PRESET, PRESETS
     from ddro.docids import SCHEMES, DocidConfig
     from ddro.retrieval import DEFAULT_BEAMS, DEFAULT_SEARCH_BATCH
@@ -623,9 +624,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="DIR", help="the model folder to write")
     p.add_argument("--overwrite", action="store_true", help="replace the output folder if it exists")
     p.add_argument("--preset", default=DEFAULT_PRESET, choices=list(PRESETS),
-                   help=f"the training settings: its pseudo-query stage's (default: {DEFAULT_PRESET})")
-    p.add_argument("--add-epochs", type=ranged(float, 0), default=None, help="epochs over the new and replayed "
-                   "examples (default: the preset's pseudo-query stage's)")
+                   help=f"the training settings: its pseudo-query stage's learning rate and batch size "
+                        f"(default: {DEFAULT_PRESET})")
+    p.add_argument("--add-epochs", type=ranged(float, 0, low_open=True), default=DEFAULT_ADD_EPOCHS,
+                   help=f"epochs over the new and replayed examples (default: {DEFAULT_ADD_EPOCHS:g})")
     p.add_argument("--add-learning-rate", type=ranged(float, 0, low_open=True), default=None,
                    help="(default: the preset's pseudo-query stage's)")
     p.add_argument("--add-batch-size", type=POSITIVE, default=None, help="(default: the preset's pseudo-query stage's)")

@@ -7,7 +7,7 @@ moves); docid tokens the table lacked get decoder rows appended (`grow_docid_row
 training stage continues SFT on the new documents' examples (their pseudo-queries, their
 indexing passages when the preset trains an indexing stage, and the training queries judging
 them), mixed with a seeded sample of the old documents' examples (`replay` of them per new one,
-SFT's replay), at the preset's pseudo-query stage settings; a DDRO round may follow on the
+SFT's replay), for `epochs` at the preset's pseudo-query stage learning rate and batch size; a DDRO round may follow on the
 queries that judge new documents. The search's trie is made from the table, so the new
 documents are found as soon as the model is saved.
 
@@ -26,8 +26,11 @@ import numpy as np
 
 from ddro.errors import DdroError
 
-# Old examples replayed per new example: as many as there are new ones (SFT's query stage replays likewise).
-DEFAULT_REPLAY = 1.0
+# Old examples replayed per new example, and epochs over both: chosen on Cranfield's validation queries
+# (docs/experiments.md#adding-documents-to-a-trained-model), where one epoch with 9 old examples per
+# new one forgot least and cost a fifth of a full retrain; replay 1 over the preset's 4 epochs forgot most.
+DEFAULT_REPLAY = 9.0
+DEFAULT_EPOCHS = 1.0
 
 
 @dataclass
@@ -67,7 +70,7 @@ def adopt_table(docid_model, table) -> int:
 
 
 def add_documents(docid_model, collection, new_docs, preset, out_dir: Path, replay: float = DEFAULT_REPLAY,
-                  cache_dir=None, ddro=None) -> AddResult:
+                  epochs: float = DEFAULT_EPOCHS, cache_dir=None, ddro=None) -> AddResult:
     """Give `docid_model` the documents `new_docs` and train it on them (module docstring).
 
     `collection` holds the model's documents, and may hold the new ones (then its training
@@ -86,7 +89,7 @@ def add_documents(docid_model, collection, new_docs, preset, out_dir: Path, repl
     ordered = everything.with_documents(grown.doc_ids)
     own, queries, pool = _examples(docid_model, ordered, len(old_docs), preset, cache_dir)
     replays = replayed(pool, len(own), replay, preset.seed)
-    _train(docid_model, own + replays, preset, out_dir)
+    _train(docid_model, own + replays, preset, epochs, out_dir)
     round_summary = None
     if ddro is not None:
         from ddro.training.ddro import train_ddro
@@ -120,8 +123,8 @@ def _examples(docid_model, collection, n_old: int, preset, cache_dir):
     return own, len(new_queries), pool
 
 
-def _train(docid_model, examples: list, preset, out_dir: Path) -> None:
-    """One Trainer pass over `examples` at the preset's pseudo-query stage settings."""
+def _train(docid_model, examples: list, preset, epochs: float, out_dir: Path) -> None:
+    """`epochs` over `examples` at the preset's pseudo-query stage learning rate and batch size."""
     from ddro.batching import DocidCollator
     from ddro.training.checkpoints import train_from, training_callbacks
     from ddro.training.sft import DocidTrainer, ExampleDataset, SFTConfig
@@ -130,7 +133,8 @@ def _train(docid_model, examples: list, preset, out_dir: Path) -> None:
         return
     docid_model.model.train()
     trainer = DocidTrainer(
-        model=docid_model.model, args=SFTConfig(save_strategy="no").for_stage(out_dir, preset.stage("pseudo"), preset.seed),
+        model=docid_model.model, args=SFTConfig(save_strategy="no").for_stage(
+            out_dir, replace(preset.stage("pseudo"), epochs=epochs), preset.seed),
         train_dataset=ExampleDataset(examples, docid_model, preset.seed), data_collator=DocidCollator(docid_model),
         encoder_lr_scale=docid_model.encoder_lr_scale(preset), precision=docid_model.precision,
         callbacks=training_callbacks(None),
