@@ -66,15 +66,6 @@ def on_line(number, change):
     return edit
 
 
-def swap_lines(a, b):
-    """Lines `a` and `b` of a text exchanged."""
-    def edit(text):
-        lines = text.split("\n")
-        lines[a - 1], lines[b - 1] = lines[b - 1], lines[a - 1]
-        return "\n".join(lines)
-    return edit
-
-
 def unrecorded(*damages):
     """The damages, then every `checksums.json` removed, as in a folder from before ddro kept
     them: what the reader itself must catch."""
@@ -422,7 +413,8 @@ CASES = [
     case("docid-table", "collision of an unknown document",
          unrecorded(written("collisions.tsv", b"group\tdoc_ids\n0\tzz d1\n")), "{root}/collisions.tsv:2",
          "document 'zz' is not in docids.tsv"),
-    case("docid-table", "another collection's", unrecorded(edited("docids.tsv", swap_lines(2, 3))),
+    case("docid-table", "another collection's",  # document d1 renamed: a document the collection lacks
+         unrecorded(*(edited(name, lambda t: re.sub(r"\bd1\b", "dX", t)) for name in ("docids.tsv", "collisions.tsv"))),
          "{root}", "made for another collection"),
 
     # the model folder `ddro search --model` reads (the `tiny` model)

@@ -69,6 +69,11 @@ def test_atomic_files_replace_each_file_whole_or_not_at_all(tmp_path):
 
 def test_documents_of_another_collection_are_refused(tiny):
     collection, model = tiny
-    recipes.check_documents(model.table.doc_ids, collection, "m", "c")
+    assert recipes.check_documents(model.table.doc_ids, collection, "m", "c") is collection
+    # The same documents in another order (documents added to a model come last): the collection
+    # in the table's order, which training indexes them by.
+    reordered = recipes.check_documents(model.table.doc_ids[::-1], collection, "m", "c")
+    assert [d.doc_id for d in reordered.docs] == model.table.doc_ids[::-1]
+    assert reordered.qrels_dict() == collection.qrels_dict()
     with pytest.raises(recipes.DdroError, match="m: made for another collection than c"):
-        recipes.check_documents(model.table.doc_ids[::-1], collection, "m", "c")
+        recipes.check_documents(model.table.doc_ids[:-1] + ["elsewhere"], collection, "m", "c")
