@@ -195,6 +195,16 @@ def test_tables_round_trip_after_adds_and_removes(collection, scheme, tmp_path):
         assert np.array_equal(again.codebook.centroids, table.codebook.centroids)
     if changed.spans is not None:
         assert np.array_equal(again.spans.text, changed.spans.text)
+        return
+    # The trie the search builds from the reloaded table is the one of the changed table, and every
+    # docid walks to its own document.
+    from ddro.decoding.trie import DocidTrie
+
+    trie, reloaded = DocidTrie.from_table(changed), DocidTrie.from_table(again)
+    for name in ("order", "sorted_codes", "edge_key", "edge_child", "node_lo", "node_hi"):
+        assert np.array_equal(getattr(trie, name), getattr(reloaded, name)), name
+    states = reloaded.walk(torch.as_tensor(again.codes.astype(np.int64)).clamp(min=0), torch.as_tensor(again.lengths))
+    assert all(i in reloaded.rows_of(int(state)) for i, state in enumerate(states))
 
 
 def test_adding_and_removing_refuse_what_cannot_be_done(collection):
