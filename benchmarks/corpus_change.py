@@ -14,7 +14,11 @@ timed in this run (compare them as ratios).
         --json benchmarks/results/corpus-change/cranfield.json
 
 Models are kept under --out, and a step whose model is there is loaded, not trained again
-(its seconds are then the recorded ones).
+(its seconds are then the recorded ones). `--adds` runs some rows only: on NPL, the defaults'
+
+    python benchmarks/corpus_change.py --collection ../shared/data/npl --out runs/corpus-change/npl \
+        --adds "add 10%, replay 9, 1 epoch" "add 5% + 5%, replay 9, 1 epoch" "add 10%, replay 1, 4 epochs" \
+        --json benchmarks/results/corpus-change-npl.json
 """
 
 from __future__ import annotations
@@ -135,6 +139,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-ddro", dest="ddro", action="store_false", help="SFT models only")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    parser.add_argument("--adds", nargs="+", default=None, choices=[name for name, _, _ in ADDS], metavar="NAME",
+                        help="only these rows of ADDS (default: all; on a large collection, e.g. the defaults' "
+                             "'add 10%%, replay 9, 1 epoch' and 'add 5%% + 5%%, replay 9, 1 epoch')")
     args = parser.parse_args()
     preset = get_preset("cpu", seed=args.seed)
     beams = beam_width(preset.beams, 100, True)
@@ -157,7 +164,7 @@ def main() -> None:
     before, seconds = trained(collection.with_documents([d.doc_id for d in old]), args.out / "before", preset,
                               args.seed, args.ddro)
     rows["before (90%)"] = {"seconds": round(seconds, 1), "documents": len(before.table)} | measure(before, parts, beams)
-    for name, steps, settings in ADDS:
+    for name, steps, settings in [add for add in ADDS if args.adds is None or add[0] in args.adds]:
         model_dir, total = args.out / "before" / last, 0.0
         add_preset = get_preset("cpu", None, {"pseudo_learning_rate": settings.get("learning_rate")}, seed=args.seed)
         for n, docs in enumerate(steps(first, second)):
