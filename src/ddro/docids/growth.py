@@ -87,8 +87,10 @@ def removed(table: DocidTable, doc_ids) -> DocidTable:
     kept_ids = [table.doc_ids[i] for i in keep]
     if table.spans is not None:
         from ddro.docids.ngram import respanned
+        from ddro.docids.text import load_tokenizer
 
-        return respanned(table, [table.spans.document_codes(i) for i in keep], list(table.vocab), kept_ids)
+        return respanned(table, [table.spans.document_codes(i) for i in keep], list(table.vocab), kept_ids,
+                         load_tokenizer(table.options["tokenizer"]))
     new_index = {old: new for new, old in enumerate(keep)}
     groups = [[new_index[i] for i in group if i in new_index] for group in table.collision_groups]
     codes = table.codes[keep]

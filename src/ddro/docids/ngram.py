@@ -77,14 +77,14 @@ def first_spans(codes, offsets, vocab: list[str], tokenizer, span_tokens: int, e
     return first, strings
 
 
-def respanned(table: DocidTable, doc_codes: list[np.ndarray], vocab: list[str], doc_ids: list[str]) -> DocidTable:
+def respanned(table: DocidTable, doc_codes: list[np.ndarray], vocab: list[str], doc_ids: list[str],
+              tokenizer) -> DocidTable:
     """`table` over other documents (`doc_ids`, with their codes `doc_codes` in `vocab`, which
     extends the table's): first spans, span index and collision groups made again; the vocabulary
-    only grows, so that a model's rows for the table's tokens keep their meaning."""
+    only grows, so that a model's rows for the table's tokens keep their meaning. `tokenizer` is
+    the table's (`options["tokenizer"]`), which writes the first spans' strings."""
     from ddro.decoding.spans import SpanIndex
-    from ddro.docids import text
 
-    tokenizer = text.load_tokenizer(table.options["tokenizer"])
     lengths = np.fromiter(map(len, doc_codes), dtype=np.int64, count=len(doc_codes))
     codes = np.concatenate(doc_codes) if lengths.sum() else np.zeros(0, dtype=np.int64)
     offsets = np.concatenate([[0], np.cumsum(lengths)])
@@ -111,7 +111,7 @@ def added_spans(table: DocidTable, new_docs) -> DocidTable:
                 vocab.append(token)
         new_codes.append(np.asarray([code_of[t] for t in tokens], dtype=np.int64))
     old_codes = [table.spans.document_codes(i) for i in range(len(table))]
-    return respanned(table, old_codes + new_codes, vocab, table.doc_ids + [d.doc_id for d in new_docs])
+    return respanned(table, old_codes + new_codes, vocab, table.doc_ids + [d.doc_id for d in new_docs], tokenizer)
 
 
 class SpanTargets:
