@@ -55,6 +55,10 @@ class TimedConstraint:
     def is_complete(self, *args):
         return self.inner.is_complete(*args)
 
+    @property
+    def end_token(self):
+        return getattr(self.inner, "end_token", None)
+
     def _timed(self, depth: int, call, *args):
         start = time.perf_counter()
         out = call(*args)

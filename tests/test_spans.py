@@ -51,6 +51,11 @@ def test_allowed_tokens_and_counts_match_a_naive_search_along_random_walks(seed)
             assert got == want, (seed, prefixes[w], got, want)
             if depth and -1 not in prefixes[w]:
                 assert int(states[w, 1] - states[w, 0]) == len(occurrences(documents, prefixes[w]))
+            lo, hi, node = states[w].tolist()
+            # The state carries its range's node: the one of key (depth, lo), kept for the root and
+            # for large ranges only.
+            has_node = 0 <= lo and (depth == 0 or hi - lo > index.window) and depth < max_tokens
+            assert node == (np.searchsorted(index.node_key, depth * (index.n + 1) + lo) if has_node else -1)
             extend = [t for t in got if t != EOS]
             if extend:
                 chosen[w] = int(rng.choice(extend))
@@ -75,7 +80,7 @@ def test_a_span_ends_only_at_eos_and_a_token_outside_the_corpus_kills_it():
     assert int(absent[0, 1] - absent[0, 0]) == 0 and not index.is_complete(absent)
     assert index.allowed(absent, 2)[1].numel() == 0
     # "1 2" occurs inside document 0, and would once more across documents 0 and 1 (".. 0 1 | 2 2 1").
-    lo, hi = index.walk(torch.tensor([[1 + OFFSET, 2 + OFFSET]]))[0].tolist()
+    lo, hi, _ = index.walk(torch.tensor([[1 + OFFSET, 2 + OFFSET]]))[0].tolist()
     assert hi - lo == 1
     # At the longest span only EOS may follow.
     three = index.walk(torch.tensor([[0 + OFFSET, 1 + OFFSET, 2 + OFFSET]]))
@@ -91,7 +96,7 @@ def test_documents_of_a_span_and_each_documents_codes():
     corpus, doc_of = index.corpus_codes()
     assert corpus.tolist() == codes.tolist() and doc_of.tolist() == np.repeat(np.arange(6), np.diff(offsets)).tolist()
     for span in ([0], [1, 2], [2, 0, 1]):
-        lo, hi = index.walk(torch.tensor([[c + OFFSET for c in span]]))[0].tolist()
+        lo, hi, _ = index.walk(torch.tensor([[c + OFFSET for c in span]]))[0].tolist()
         docs, counts = index.documents_in(lo, hi)
         found = occurrences(documents, span)
         assert docs.tolist() == sorted({d for d, _ in found})
@@ -136,3 +141,16 @@ def test_every_span_a_model_generates_under_the_index_occurs_in_the_corpus():
             assert occurrences(documents, [t - OFFSET for t in tokens[:-1]]), tokens
             checked += 1
     assert checked >= 30
+    # The search advances only the beams it keeps, as the index ends spans at its end token; the
+    # generic path (every candidate advanced, completeness read from the states) finds the same.
+    generic = beam_search(model, inputs, num_beams=20, max_new_tokens=5, decoder_start_token_id=0,
+                          trie=WithoutEndToken(index))
+    assert torch.equal(found.sequences, generic.sequences) and torch.equal(found.scores, generic.scores)
+
+
+class WithoutEndToken:
+    """A span index that does not tell the search its end token."""
+
+    def __init__(self, index):
+        self.root_states, self.allowed, self.advance, self.is_complete = (
+            index.root_states, index.allowed, index.advance, index.is_complete)

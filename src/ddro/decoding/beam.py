@@ -85,6 +85,9 @@ def beam_search(model, inputs: dict, *, num_beams: int, max_new_tokens: int, dec
     live_prefix = torch.zeros(batch, 1, 0, device=device)
     last = torch.full((batch,), decoder_start_token_id, dtype=torch.long, device=device)
     states = trie.root_states(batch, device) if constrained else None
+    # A constraint whose sequences are complete exactly when they take its `end_token` (a span
+    # index: any span ends at EOS) needs its states for the beams kept only, half the candidates.
+    end_token = getattr(trie, "end_token", None)
     done_scores = torch.full((batch, k), float("-inf"), device=device)
     done_tokens = torch.full((batch, k, max_new_tokens), PAD, dtype=torch.long, device=device)
     done_prefix = torch.full((batch, k, max_new_tokens), float("-inf"), device=device)
@@ -110,8 +113,11 @@ def beam_search(model, inputs: dict, *, num_beams: int, max_new_tokens: int, dec
                                     top_scores[:, :, None]], 2)
         parent_rows = (torch.arange(batch, device=device)[:, None] * width + parent).reshape(-1)
         if constrained:
-            next_states = trie.advance(states[parent_rows], token.reshape(-1), step)
-            complete = trie.is_complete(next_states, step + 1).view(batch, take)
+            if end_token is None:
+                next_states = trie.advance(states[parent_rows], token.reshape(-1), step)
+                complete = trie.is_complete(next_states, step + 1).view(batch, take)
+            else:
+                complete = token == end_token
             complete &= torch.isfinite(top_scores)
             finishing = complete & (torch.arange(take, device=device) < k)
             normalized = top_scores / float(step + 1) ** length_penalty
@@ -133,8 +139,12 @@ def beam_search(model, inputs: dict, *, num_beams: int, max_new_tokens: int, dec
         live_prefix = prefix_history.gather(1, keep[:, :, None].expand(-1, -1, step + 1))
         last = token.gather(1, keep).reshape(-1)
         if constrained:
-            # Rows of the flat states: a trie's state is one int64, a span index's two.
-            states = next_states[(torch.arange(batch, device=device)[:, None] * take + keep).reshape(-1)]
+            # Rows of the flat states: a trie's state is one int64, a span index's three.
+            kept = (torch.arange(batch, device=device)[:, None] * take + keep).reshape(-1)
+            if end_token is None:
+                states = next_states[kept]
+            else:
+                states = trie.advance(states[parent_rows[kept]], token.reshape(-1)[kept], step)
             if step + 1 == max_new_tokens or _pools_final(done_scores, live_scores, step, max_new_tokens, length_penalty):
                 break
         rows = parent_rows.view(batch, take).gather(1, keep).reshape(-1)

@@ -16,8 +16,11 @@ Layout (flat numpy arrays, saved as `.npy`):
   entries `text[suffix_array[lo + j] + depth]`, already sorted, so one gather gives the distinct
   next tokens and two counts the child range.
 
-A search state is two int64 `(lo, hi)`: a live span, `hi == lo` a dead one (not in the corpus),
-and `lo < 0` a span ended by EOS (`lo = -(range start) - 1`). The depth is the beam step, as for
+A search state is three int64 `(lo, hi, node)`: a live span, `hi == lo` a dead one (not in the
+corpus), and `lo < 0` a span ended by EOS (`lo = -(range start) - 1`); `node` is the range's node
+index, or -1 for a range read whole, so a step finds a state's edges without looking its range up
+(each edge knows its child's node, `edge_child`, derived when the index is loaded). The depth is
+the beam step, as for
 `DocidTrie`, whose interface (`root_states`, `allowed`, `advance`, `is_complete`) this mirrors,
 so `ddro.decoding.beam_search` drives either. EOS may end any span of at least `min_tokens`
 tokens, and is the only token allowed at `max_tokens`.
@@ -44,6 +47,8 @@ class SpanIndex:
             setattr(self, name, arrays[name])
         self.vocab_size, self.max_tokens, self.window, self.min_tokens = vocab_size, max_tokens, window, min_tokens
         self.n = len(self.suffix_array)
+        self.edge_code, self.edge_child = _edge_children(self.node_key, self.node_edge_start, self.edge_key,
+                                                         self.edge_lo, vocab_size, self.n)
         self._torch: dict = {}
         self._decoder: tuple | None = None
 
@@ -133,7 +138,10 @@ class SpanIndex:
             if self._decoder is None:
                 raise RuntimeError("call for_decoder() before searching")
             token_ids, code_of, _ = self._decoder
-            arrays = {name: getattr(self, name) for name in _ARRAYS} | {"token_ids": token_ids, "code_of": code_of}
+            arrays = {name: getattr(self, name) for name in _ARRAYS} | {
+                "token_ids": token_ids, "code_of": code_of, "edge_child": self.edge_child,
+                "edge_token": token_ids[self.edge_code - 1], "window_offsets": np.arange(self.window),
+                "dead": np.array([0, 0, -1]), "end_sign": np.array([-1, 1, 0]), "end_shift": np.array([-1, 0, -1])}
             self._torch[key] = {name: torch.from_numpy(np.ascontiguousarray(a)).to(device) for name, a in arrays.items()}
         return self._torch[key]
 
@@ -141,33 +149,30 @@ class SpanIndex:
     def root_states(self, batch_size: int, device="cpu"):
         import torch
 
-        root = torch.tensor([0, self.n], dtype=torch.int64, device=device)
-        return root.expand(batch_size, 2).clone()
+        root = torch.tensor([0, self.n, 0 if len(self.node_key) else -1], dtype=torch.int64, device=device)
+        return root.expand(batch_size, 3).clone()
 
-    def _split(self, t, lo, depth: int, extend):
+    @staticmethod
+    def _split(states, extend):
         """Of the states to extend: those whose range is a node (their indices and the nodes'), and
         those read whole. Each part is processed alone (on CPU a few small operations are cheaper
         than one computation masked over every state)."""
         import torch
 
-        rows = torch.nonzero(extend).flatten()
-        if not len(self.node_key) or not len(rows):
-            return rows[:0], rows[:0], rows
-        keys = depth * (self.n + 1) + lo.index_select(0, rows)
-        index = torch.searchsorted(t["node_key"], keys).clamp_(max=len(self.node_key) - 1)
-        has_node = gather(t["node_key"], index) == keys
-        return rows[has_node], index[has_node], rows[~has_node]
+        node = states[:, 2]
+        rows = torch.nonzero(extend & (node >= 0)).flatten()
+        return rows, node.index_select(0, rows), torch.nonzero(extend & (node < 0)).flatten()
 
     def _window(self, t, lo, hi, depth: int):
         """The next codes plus one of the first `window` suffixes of each range ([states, window],
         sorted along a row) and which of them belong to the range."""
         import torch
 
-        offsets = torch.arange(self.window, device=lo.device)
+        offsets = t["window_offsets"]
         valid = offsets < (hi - lo)[:, None]
         rows = (lo[:, None] + offsets).clamp_(max=max(self.n - 1, 0))
-        values = gather(t["text"], gather(t["suffix_array"], rows).to(torch.int64) + depth).to(torch.int64)
-        return values, valid
+        # In the arrays' own dtype (int32 below 2**31 tokens): index_select takes int32 indices.
+        return gather(t["text"], gather(t["suffix_array"], rows) + depth), valid
 
     def allowed(self, states, depth: int):
         """Allowed next tokens as index lists `(state_index, decoder token)`, as `DocidTrie.allowed`."""
@@ -176,23 +181,22 @@ class SpanIndex:
         t = self._t(states.device)
         lo, hi = states[:, 0], states[:, 1]
         live = (lo >= 0) & (hi > lo)
-        owners, codes = [], []
+        owners, tokens = [], []
         if depth < self.max_tokens:
-            node_rows, nodes, light = self._split(t, lo, depth, live)
+            node_rows, nodes, light = self._split(states, live)
             if len(nodes):
                 starts = gather(t["node_edge_start"], nodes)
                 counts = gather(t["node_edge_start"], nodes + 1) - starts
                 total = int(counts.sum())
                 owners.append(torch.repeat_interleave(node_rows, counts, output_size=total))
                 first = torch.repeat_interleave(starts - (torch.cumsum(counts, 0) - counts), counts, output_size=total)
-                codes.append(gather(t["edge_key"], first + torch.arange(total, device=states.device)) % (self.vocab_size + 1))
+                tokens.append(gather(t["edge_token"], first + torch.arange(total, device=states.device)))
             if len(light):
                 values, valid = self._window(t, lo.index_select(0, light), hi.index_select(0, light), depth)
                 previous = torch.cat([torch.zeros_like(values[:, :1]), values[:, :-1]], 1)
                 flat = torch.nonzero((valid & (values > 0) & (values != previous)).view(-1)).flatten()
                 owners.append(light.index_select(0, flat // self.window))
-                codes.append(values.view(-1).index_select(0, flat))
-        tokens = [gather(t["token_ids"], torch.cat(codes) - 1)] if codes else []
+                tokens.append(gather(t["token_ids"], values.view(-1).index_select(0, flat) - 1))
         if depth >= self.min_tokens:
             owners.append(torch.nonzero(live).flatten())
             tokens.append(torch.full_like(owners[-1], self._decoder[2]))
@@ -206,28 +210,37 @@ class SpanIndex:
 
         t = self._t(states.device)
         lo, hi = states[:, 0], states[:, 1]
-        tokens = tokens.to(torch.int64)
         live = (lo >= 0) & (hi > lo)
         value = gather(t["code_of"], tokens.clamp(0, len(t["code_of"]) - 1)) + 1
-        out = torch.zeros_like(states)
+        out = t["dead"].expand(len(states), 3).clone()
         if depth < self.max_tokens:
-            node_rows, nodes, light = self._split(t, lo, depth, live & (value > 0))
-            if len(nodes) and len(self.edge_key):  # a state of a node without edges stays dead (zeros)
+            node_rows, nodes, light = self._split(states, live & (value > 0))
+            if len(nodes) and len(self.edge_key):  # a state of a node without edges stays dead
                 keys = nodes * (self.vocab_size + 1) + value.index_select(0, node_rows)
                 index = torch.searchsorted(t["edge_key"], keys).clamp_(max=len(self.edge_key) - 1)
-                found = gather(t["edge_key"], index) == keys
-                child = torch.stack([gather(t["edge_lo"], index), gather(t["edge_hi"], index)], 1).to(torch.int64)
-                out.index_copy_(0, node_rows, child * found[:, None])
-            if len(light):
+                found = (gather(t["edge_key"], index) == keys)[:, None]
+                child = torch.stack([gather(t["edge_lo"], index), gather(t["edge_hi"], index),
+                                     gather(t["edge_child"], index)], 1)
+                out.index_copy_(0, node_rows, torch.where(found, child, t["dead"]))
+            if len(light):  # a range read whole has no node below it
                 start = lo.index_select(0, light)
                 values, valid = self._window(t, start, hi.index_select(0, light), depth)
-                wanted = value.index_select(0, light)[:, None]
-                child = torch.stack([start + (valid & (values < wanted)).sum(1), start + (valid & (values <= wanted)).sum(1)], 1)
-                out.index_copy_(0, light, child)
-        if depth >= self.min_tokens:
-            ends = live & (tokens == self._decoder[2])
-            out = torch.where(ends[:, None], torch.stack([-lo - 1, hi], 1), out)
+                wanted = value.index_select(0, light).to(values.dtype)[:, None]
+                # The child range: the row's entries below the code, then those up to it (a row is
+                # sorted, and its entries past the range are pushed to the end).
+                bounds = torch.searchsorted(values.masked_fill_(~valid, torch.iinfo(values.dtype).max),
+                                            torch.cat([wanted, wanted + 1], 1))
+                out.index_copy_(0, light, torch.cat([start[:, None] + bounds, t["dead"][2:].expand(len(light), 1)], 1))
+        if depth >= self.min_tokens:  # (lo, hi) ended: (-lo - 1, hi, -1)
+            ends = torch.nonzero(live & (tokens == self._decoder[2])).flatten()
+            out.index_copy_(0, ends, states.index_select(0, ends) * t["end_sign"] + t["end_shift"])
         return out
+
+    @property
+    def end_token(self) -> int:
+        """The decoder's EOS: a span is complete exactly when it takes it (the beam search then
+        advances only the beams it keeps)."""
+        return self._decoder[2]
 
     def is_complete(self, states, depth: int = 0):
         """Whether each state is a span ended by EOS."""
@@ -263,6 +276,18 @@ class SpanIndex:
     def _documents_at(self, positions: np.ndarray) -> np.ndarray:
         """The document each text position belongs to."""
         return np.searchsorted(self.doc_starts, positions, "right") - 1
+
+
+def _edge_children(node_key, node_edge_start, edge_key, edge_lo, vocab_size: int, n: int):
+    """Each edge's code plus one and its child's node (-1 for a range read whole): the node at the
+    next depth that starts where the edge's range does."""
+    code = edge_key % (vocab_size + 1)
+    if not len(edge_key):
+        return code, np.zeros(0, dtype=edge_lo.dtype)
+    parent = np.searchsorted(node_edge_start, np.arange(len(edge_key)), "right") - 1
+    keys = (node_key[parent] // (n + 1) + 1) * (n + 1) + edge_lo.astype(np.int64)
+    index = np.minimum(np.searchsorted(node_key, keys), len(node_key) - 1)
+    return code, np.where(node_key[index] == keys, index, -1).astype(edge_lo.dtype)
 
 
 def _nodes(text, suffix_array, lcp, vocab_size: int, max_tokens: int, window: int) -> dict:
