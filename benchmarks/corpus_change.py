@@ -17,7 +17,7 @@ Models are kept under --out, and a step whose model is there is loaded, not trai
 (its seconds are then the recorded ones). `--adds` runs some rows only: on NPL, the defaults'
 
     python benchmarks/corpus_change.py --collection ../shared/data/npl --out runs/corpus-change/npl \
-        --adds "add 10%, replay 9, 1 epoch" "add 5% + 5%, replay 9, 1 epoch" "add 10%, replay 1, 4 epochs" \
+        --adds "add 10%, replay 9, 1 epoch" "add 5% + 5%, replay 9, 1 epoch" \
         --json benchmarks/results/corpus-change-npl.json
 """
 

@@ -399,7 +399,8 @@ def corpus_change_table(results: Path, part: str = "test") -> str:
         full = r["rows"]["full retrain (100%)"]["seconds"]
         before = r["rows"]["before (90%)"][part]["old"]["RR@10"]
         counts = " / ".join(str(r["queries"][part][group]) for group in ("all", "new", "old"))
-        for i, (name, row) in enumerate(r["rows"].items()):
+        # A row recorded elsewhere may lack a part (NPL's full retrain: a `ddro run`'s test queries).
+        for i, (name, row) in enumerate((name, row) for name, row in r["rows"].items() if part in row):
             seconds = row.get("seconds_all_steps", row["seconds"])
             ratio = "" if name.startswith(("before", "full")) else f"{seconds / full:.2f}"
             change = "" if name.startswith("before") else f"{row[part]['old']['RR@10'] - before:+.3f}"
